@@ -1,0 +1,1 @@
+"""Porchlight's federation protocol: identities, signed messages, scope rules and H3 cells."""

@@ -1,0 +1,129 @@
+"""The `porchlight` command: argument parsing and dispatch; the work lives in other modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .datadir import default_data_dir
+from .errors import PorchlightError
+from .timeutil import check_window, parse_time
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _data_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=None,
+                        help="the hub's data dir (default: $PORCHLIGHT_DATA, else the platform data dir)")
+
+
+def _passphrase_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--passphrase-file", type=Path, default=None,
+                        help="read the household passphrase from this file "
+                             "(else $PORCHLIGHT_PASSPHRASE, else a prompt)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the whole command line."""
+    parser = _Parser(prog="porchlight", description="Privacy-first home camera hub.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("init", help="create a hub")
+    _data_arg(p)
+    p.add_argument("--name", help="the hub's name (default: this machine's host name)")
+    p.add_argument("--location", help="LAT,LON; stays on the hub, only a coarse cell is shared")
+    _passphrase_arg(p)
+
+    p = sub.add_parser("run", help="run the hub service")
+    _data_arg(p)
+    p.add_argument("--listen", help="HOST:PORT for the web service (default 127.0.0.1:8765)")
+
+    p = sub.add_parser("demo", help="show a whole hub at work on embedded defaults")
+    p.add_argument("--keep", type=Path, default=None, help="keep the demo's data in this dir")
+
+    footage = sub.add_parser("footage", help="the encrypted footage vault")
+    fsub = footage.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = fsub.add_parser("import", help="seal media files into the vault (no passphrase needed)")
+    _data_arg(p)
+    p.add_argument("--camera", required=True)
+    p.add_argument("--start", required=True, help="ISO 8601 time of the first file's start")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p = fsub.add_parser("list", help="list the indexed segments (no passphrase needed)")
+    _data_arg(p)
+    _window_args(p, required=False)
+    p.add_argument("--json", action="store_true")
+    p = fsub.add_parser("export", help="decrypt and join footage into one MP4")
+    _data_arg(p)
+    _window_args(p, required=True)
+    p.add_argument("--out", required=True, type=Path)
+    _passphrase_arg(p)
+    p = fsub.add_parser("prune", help="apply the retention rules now")
+    _data_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted")
+    p.add_argument("--json", action="store_true")
+    p = fsub.add_parser("check", help="check and repair the vault; report every repair")
+    _data_arg(p)
+    p.add_argument("--json", action="store_true")
+    p = fsub.add_parser("hold", help="keep footage from retention")
+    _data_arg(p)
+    _window_args(p, required=True)
+    p.add_argument("--reason", default="owner", help="a label to release the hold by")
+    p = fsub.add_parser("release", help="lift the owner's holds with this label")
+    _data_arg(p)
+    p.add_argument("--reason", default="owner")
+    return parser
+
+
+def _window_args(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--camera", required=required)
+    parser.add_argument("--from", dest="start", required=required, help="ISO 8601 time")
+    parser.add_argument("--to", dest="end", required=required, help="ISO 8601 time")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; print errors as one line and return the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "run" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "data", "unset") is None:
+        args.data = default_data_dir()
+    try:
+        from . import commands
+
+        return commands.dispatch(args) or 0
+    except PorchlightError as err:
+        sys.stderr.write(f"porchlight: error: {err}\n")
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("porchlight: interrupted\n")
+        return 130
+
+
+def window(args: argparse.Namespace):
+    """Parse --from/--to and check their order."""
+    start = parse_time(args.start, "--from") if args.start else None
+    end = parse_time(args.end, "--to") if args.end else None
+    check_window(start, end)
+    return start, end
+
+
+def print_json(value) -> None:
+    """Print a value as JSON on stdout."""
+    json.dump(value, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

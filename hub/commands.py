@@ -1,0 +1,185 @@
+"""What each `porchlight` subcommand does with its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .cli import print_json, window
+from .errors import PorchlightError, UsageError
+from .timeutil import iso, parse_time
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand named on the command line."""
+    name = args.command if args.command != "footage" else f"footage_{args.action}"
+    return _COMMANDS[name](args) or 0
+
+
+def cmd_init(args) -> int:
+    from .household import read_passphrase
+    from .init import create_hub, parse_location
+
+    location = parse_location(args.location) if args.location else None
+    passphrase = read_passphrase(args.passphrase_file, confirm=True)
+    data = create_hub(args.data, passphrase, name=args.name, location=location)
+    print(f"created hub in {data.root}")
+    print(f"household recipient: {data.recipient.read_text().strip()}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .service import run_hub
+
+    run_hub(args.data, args.listen)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def _hub(args):
+    from .service import Hub
+
+    return Hub(args.data)
+
+
+def cmd_footage_import(args) -> int:
+    from .footage import import_files
+
+    start = parse_time(args.start, "--start")
+    hub = _hub(args)
+    try:
+        segments = import_files(hub, args.camera, start, args.files)
+    finally:
+        hub.close()
+    print(f"sealed {len(segments)} segments of {args.camera} into the vault")
+    return 0
+
+
+def cmd_footage_list(args) -> int:
+    start, end = window(args)
+    hub = _hub(args)
+    try:
+        if args.camera:
+            hub.vault.check_camera(args.camera, [c.name for c in hub.config.cameras])
+        segments = hub.vault.segments(args.camera, start, end)
+    finally:
+        hub.close()
+    if args.json:
+        print_json([s.as_json() for s in segments])
+        return 0
+    if not segments:
+        print("no footage")
+        return 0
+    print(f"{'camera':<16} {'start':<27} {'end':<27} {'size':>10} {'status':<8} id")
+    for s in segments:
+        print(f"{s.camera:<16} {iso(s.start):<27} {iso(s.end):<27} {s.size:>10} {s.status:<8} {s.id}")
+    return 0
+
+
+def cmd_footage_export(args) -> int:
+    from .footage import export_footage
+    from .household import read_passphrase, unlock_household_identity
+
+    start, end = window(args)
+    hub = _hub(args)
+
+    def unlock():
+        return unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+
+    try:
+        result = export_footage(hub, args.camera, start, end, args.out, unlock)
+    finally:
+        hub.close()
+    for why in result.failed.values():
+        sys.stderr.write(f"porchlight: {why}\n")
+    if result.out is not None:
+        print(f"wrote {result.out} from {len(result.exported)} segments")
+    if result.failed:
+        raise PorchlightError(
+            f"{len(result.failed)} of {len(result.failed) + len(result.exported)} segments "
+            f"could not be exported ({', '.join(result.failed)}); run `porchlight footage check`"
+        )
+    return 0
+
+
+def cmd_footage_prune(args) -> int:
+    from .maintenance import apply_retention, plan_for_vault
+    from .retention import RetentionPolicy
+
+    hub = _hub(args)
+    try:
+        policy = RetentionPolicy.from_config(hub.config.retention)
+        now = hub.clock()
+        plan = plan_for_vault(hub.vault, policy, now) if args.dry_run else \
+            apply_retention(hub.vault, policy, now)
+    finally:
+        hub.close()
+    if args.json:
+        print_json({"dry_run": args.dry_run, "delete": plan.delete, "reasons": plan.reasons,
+                    "freed": plan.freed, "still_over_budget": plan.still_over_budget})
+        return 0
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {len(plan.delete)} segments ({plan.freed} bytes)")
+    for segment_id in plan.delete:
+        print(f"  {segment_id}: {plan.reasons[segment_id]}")
+    if plan.still_over_budget:
+        print("still over the disk budget: the rest is held")
+    return 0
+
+
+def cmd_footage_check(args) -> int:
+    from .repair import check_vault
+
+    hub = _hub(args)
+    try:
+        report = check_vault(hub.vault, verify_hashes=True)
+    finally:
+        hub.close()
+    if args.json:
+        print_json({"checked": report.checked, "repairs": [r.as_json() for r in report.repairs]})
+    else:
+        print(f"checked {report.checked} segments: "
+              + ("all whole" if report.clean else f"{len(report.repairs)} findings"))
+        for repair in report.repairs:
+            print(f"  {repair.action}: {repair.path} ({repair.detail})")
+    return 0 if all(r.action in ("reindexed", "removed-temp", "cleared")
+                    for r in report.repairs) else 1
+
+
+def cmd_footage_hold(args) -> int:
+    start, end = window(args)
+    hub = _hub(args)
+    try:
+        hub.vault.check_camera(args.camera, [c.name for c in hub.config.cameras])
+        segments = hub.vault.segments(args.camera, start, end)
+        if not segments:
+            raise UsageError(f"no footage of {args.camera} in that window to hold")
+        count = hub.vault.hold(segments, "owner", args.reason)
+    finally:
+        hub.close()
+    print(f"held {count} segments (release with `porchlight footage release --reason {args.reason}`)")
+    return 0
+
+
+def cmd_footage_release(args) -> int:
+    hub = _hub(args)
+    try:
+        count = hub.vault.release("owner", args.reason)
+    finally:
+        hub.close()
+    print(f"released {count} holds")
+    return 0
+
+
+_COMMANDS = {
+    "init": cmd_init, "run": cmd_run, "demo": cmd_demo,
+    "footage_import": cmd_footage_import, "footage_list": cmd_footage_list,
+    "footage_export": cmd_footage_export, "footage_prune": cmd_footage_prune,
+    "footage_check": cmd_footage_check, "footage_hold": cmd_footage_hold,
+    "footage_release": cmd_footage_release,
+}

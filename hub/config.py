@@ -1,0 +1,188 @@
+"""The hub's config.toml, validated into typed models that reject unknown or mistyped keys."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+CONFIG_NAME = "config.toml"
+CAMERA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: Any) -> Any:
+    """Turn "200 GB" or "1.5GiB" into bytes; leave integers to the model."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a size (examples: 500000000, \"200 GB\", \"1.5 GiB\")")
+        number, unit = match.groups()
+        return int(float(number) * _UNITS[(unit or "b").lower()])
+    return value
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys and wrong types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SecretRef(Strict):
+    """A secret named by reference, never written in the config: {env = "NAME"} or {file = "path"}."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret is {env = \"NAME\"} or {file = \"path\"}, exactly one")
+        return self
+
+    def resolve(self, base: Path) -> str:
+        """Read the secret from its environment variable or file."""
+        if self.env is not None:
+            try:
+                return os.environ[self.env]
+            except KeyError:
+                raise ConfigError(f"secret: environment variable {self.env} is not set") from None
+        path = base / self.file if not os.path.isabs(self.file) else Path(self.file)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError(f"secret: cannot read {self.file}: {err.strerror}") from err
+
+
+class Location(Strict):
+    """The hub's exact location: it never leaves the hub."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class HubSection(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    location: Location | None = None
+
+
+class VaultSection(Strict):
+    extra_recipients: list[Annotated[str, Field(pattern=AGE_RECIPIENT.pattern)]] = []
+    segment_seconds: float = Field(default=10.0, ge=1.0, le=120.0)
+
+
+class RetentionSection(Strict):
+    max_age_days: float | None = Field(default=30.0, gt=0)
+    max_bytes: Size | None = None
+    min_free_percent: float | None = Field(default=5.0, ge=0, lt=100)
+    interval_minutes: float = Field(default=60.0, gt=0)
+
+
+class WebSection(Strict):
+    listen: str = Field(default="127.0.0.1:8765", pattern=r"^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+
+
+class CameraEntry(BaseModel):
+    """The keys every camera has; its source plugin validates the rest by `type`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: Annotated[str, Field(pattern=CAMERA_NAME.pattern)]
+    type: str
+    mode: Literal["continuous", "motion"] = "continuous"
+
+
+class Config(Strict):
+    hub: HubSection
+    vault: VaultSection = VaultSection()
+    retention: RetentionSection = RetentionSection()
+    web: WebSection = WebSection()
+    cameras: list[CameraEntry] = []
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Config:
+        seen: set[str] = set()
+        for camera in self.cameras:
+            if camera.name in seen:
+                raise ValueError(f"camera {camera.name!r} is defined twice")
+            seen.add(camera.name)
+        return self
+
+
+def describe(err: ValidationError, source: str) -> str:
+    """Say, in one line, which keys are wrong and why."""
+    parts = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        why = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        parts.append(f"{where}: {why}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
+    """Validate config text; raise ConfigError naming the wrong key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from err
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(describe(err, source)) from err
+
+
+def load_config(data_dir: Path) -> Config:
+    """Read and validate DATA/config.toml."""
+    path = data_dir / CONFIG_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{CONFIG_NAME}: not UTF-8 text") from err
+    return parse_config(text)
+
+
+def render_config(name: str, location: tuple[float, float] | None) -> str:
+    """Write the config a new hub starts with, commented for the owner."""
+    lines = [
+        "# Porchlight hub configuration. Unknown keys are rejected.",
+        "[hub]",
+        f"name = {_toml_string(name)}",
+    ]
+    if location is not None:
+        lines.append("# Exact location: it never leaves this hub; only a coarse H3 cell is shared.")
+        lines.append(f"location = {{ lat = {location[0]!r}, lon = {location[1]!r} }}")
+    lines += [
+        "",
+        "[vault]",
+        "# Extra age recipients (a second household member, a paper recovery key).",
+        "extra_recipients = []",
+        "segment_seconds = 10.0",
+        "",
+        "[retention]",
+        "max_age_days = 30.0",
+        "# max_bytes = \"200 GB\"",
+        "min_free_percent = 5.0",
+        "interval_minutes = 60.0",
+        "",
+        "[web]",
+        'listen = "127.0.0.1:8765"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

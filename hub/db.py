@@ -1,0 +1,58 @@
+"""The hub's SQLite database: the vault index, holds, repairs, and its migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+
+def _m1_vault(db: sqlite_utils.Database) -> None:
+    db["segments"].create(
+        {
+            "id": str, "camera": str, "start": str, "end": str, "size": int,
+            "media_type": str, "sha256": str, "path": str, "status": str, "created": str,
+        },
+        pk="id",
+        not_null={"camera", "start", "end", "size", "media_type", "sha256", "path", "status"},
+        defaults={"status": "ok"},
+    )
+    db["segments"].create_index(["camera", "start"])
+    db["segments"].create_index(["path"], unique=True)
+    db["holds"].create(
+        {"id": int, "segment_id": str, "kind": str, "reference": str, "created": str},
+        pk="id",
+        foreign_keys=[("segment_id", "segments", "id")],
+    )
+    db["holds"].create_index(["segment_id"])
+    db["repairs"].create(
+        {"id": int, "at": str, "action": str, "path": str, "detail": str}, pk="id"
+    )
+
+
+# Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
+# beta), and PRAGMA user_version is all a linear list needs.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault]
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """Open the database (WAL, foreign keys, a busy timeout) and bring it up to date."""
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply the migrations this database has not seen yet, each in one transaction."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        with db.conn:
+            db.execute("BEGIN IMMEDIATE")
+            step(db)
+            db.execute(f"PRAGMA user_version = {number}")

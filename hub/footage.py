@@ -1,0 +1,133 @@
+"""Footage operations behind `porchlight footage`: import, list, export, prune, check, hold."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyrage
+from tqdm import tqdm
+
+from .config import CAMERA_NAME
+from .errors import MediaError, PorchlightError, UsageError
+from .media import SEGMENT_TYPE, join_segments, split_media
+from .service import Hub
+from .timeutil import check_window
+from .vault import Segment
+
+log = logging.getLogger(__name__)
+
+
+def check_camera_name(name: str) -> None:
+    """Refuse a camera name that could not be a directory name in the vault."""
+    if not CAMERA_NAME.match(name):
+        raise UsageError(
+            f"camera name {name!r} is not valid: use 1-32 of a-z, 0-9, '-' and '_', "
+            "starting with a letter or digit"
+        )
+
+
+def import_files(
+    hub: Hub, camera: str, start: datetime, files: list[Path], progress: bool = True
+) -> list[Segment]:
+    """Seal media files into the vault as segments; all or nothing.
+
+    The first file starts at `start`; each next file starts where the previous one ended.
+    """
+    check_camera_name(camera)
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    seconds = hub.config.vault.segment_seconds
+    # Read every file once before sealing anything: a bad file later in the list must not
+    # leave the earlier ones half imported.
+    plans = [(path, list(split_media(path, seconds))) for path in files]
+    sealed: list[Segment] = []
+    total = sum(len(p.data) for _, pieces in plans for p in pieces)
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr,
+               disable=None if progress else True)
+    try:
+        at = start
+        for _path, pieces in plans:
+            end = at
+            for piece in pieces:
+                begin = at + timedelta(seconds=piece.offset_start)
+                end = at + timedelta(seconds=piece.offset_end)
+                sealed.append(hub.vault.seal(camera, begin, end, piece.media_type, piece.data))
+                bar.update(len(piece.data))
+            at = end
+    except BaseException:
+        for segment in sealed:
+            hub.vault.delete(segment)
+        log.warning("import failed; removed the %d segments it had sealed", len(sealed))
+        raise
+    finally:
+        bar.close()
+    return sealed
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and which segments it had to leave out."""
+
+    out: Path | None
+    exported: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def export_footage(
+    hub: Hub,
+    camera: str,
+    start: datetime,
+    end: datetime,
+    out: Path,
+    unlock: Callable[[], pyrage.x25519.Identity],
+    progress: bool = True,
+) -> ExportResult:
+    """Decrypt the segments covering [start, end] and remux them into one MP4 by stream copy."""
+    check_window(start, end)
+    hub.vault.check_camera(camera, [c.name for c in hub.config.cameras])
+    if out.exists():
+        raise UsageError(f"{out} already exists; choose another --out")
+    segments = [s for s in hub.vault.segments(camera, start, end) if s.media_type == SEGMENT_TYPE]
+    if not segments:
+        raise PorchlightError(
+            f"no footage of {camera} between {start.isoformat()} and {end.isoformat()}"
+        )
+    identity = unlock()
+    partial = out.with_name(out.name + ".partial")
+    result = ExportResult(out=None)
+    bar = tqdm(total=len(segments), unit="segment", desc="export", file=sys.stderr,
+               disable=None if progress else True)
+    origin = segments[0].start
+
+    def loader(segment: Segment) -> Callable[[], bytes]:
+        def load() -> bytes:
+            try:
+                return hub.vault.read(segment, identity)
+            finally:
+                bar.update(1)
+        return load
+
+    try:
+        report = join_segments(
+            ((s.id, (s.start - origin).total_seconds(), loader(s)) for s in segments), partial,
+        )
+    except Exception as err:
+        partial.unlink(missing_ok=True)
+        raise MediaError(f"export failed while remuxing: {err}") from err
+    finally:
+        bar.close()
+    result.exported = report.written
+    result.failed = report.skipped
+    if report.written:
+        os.replace(partial, out)
+        result.out = out
+    else:
+        partial.unlink(missing_ok=True)
+    return result

@@ -1,0 +1,113 @@
+"""The household's keys: the age identity (passphrase-sealed) and its public recipients."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyrage
+
+from .config import Config
+from .datadir import DataDir, write_private
+from .errors import PassphraseError
+
+ENV_PASSPHRASE = "PORCHLIGHT_PASSPHRASE"
+MIN_PASSPHRASE = 12
+
+
+def read_passphrase(file: Path | None, *, confirm: bool = False) -> str:
+    """Read the owner's passphrase from --passphrase-file, PORCHLIGHT_PASSPHRASE, or a prompt."""
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise PassphraseError(f"cannot read the passphrase file {file}: {err}") from err
+        value = text.rstrip("\r\n")
+    elif os.environ.get(ENV_PASSPHRASE):
+        value = os.environ[ENV_PASSPHRASE]
+    elif sys.stdin.isatty():
+        value = getpass.getpass("Household passphrase: ")
+        if confirm and getpass.getpass("Repeat the passphrase: ") != value:
+            raise PassphraseError("the two passphrases differ; nothing was created")
+    else:
+        raise PassphraseError(
+            "a passphrase is needed: use --passphrase-file FILE, set PORCHLIGHT_PASSPHRASE, "
+            "or run in a terminal"
+        )
+    if not value:
+        raise PassphraseError("the passphrase is empty")
+    return value
+
+
+def check_new_passphrase(value: str) -> None:
+    """Refuse a passphrase that is too short to protect the footage."""
+    if len(value) < MIN_PASSPHRASE:
+        raise PassphraseError(
+            f"the passphrase must have at least {MIN_PASSPHRASE} characters (it has {len(value)})"
+        )
+
+
+@contextmanager
+def key_derivation_progress(what: str) -> Iterator[None]:
+    """Show that a slow scrypt key derivation is running, with elapsed seconds on a terminal."""
+    stream = sys.stderr
+    done = threading.Event()
+    started = time.monotonic()
+    if stream.isatty():
+        def spin() -> None:
+            while not done.wait(0.25):
+                stream.write(f"\r{what}... {time.monotonic() - started:4.1f} s")
+                stream.flush()
+
+        thread = threading.Thread(target=spin, name="kdf-progress", daemon=True)
+        thread.start()
+    else:
+        stream.write(f"{what}...\n")
+        thread = None
+    try:
+        yield
+    finally:
+        done.set()
+        if thread is not None:
+            thread.join()
+            stream.write(f"\r{what}: done in {time.monotonic() - started:.1f} s\n")
+
+
+def create_household_identity(data: DataDir, passphrase: str) -> str:
+    """Generate the household X25519 identity, store it only passphrase-sealed; return its recipient."""
+    check_new_passphrase(passphrase)
+    identity = pyrage.x25519.Identity.generate()
+    recipient = str(identity.to_public())
+    with key_derivation_progress("Sealing the household key with your passphrase (age scrypt)"):
+        sealed = pyrage.passphrase.encrypt(f"{identity}\n".encode(), passphrase)
+    write_private(data.identity, sealed)
+    data.recipient.write_text(recipient + "\n", encoding="utf-8")
+    return recipient
+
+
+def household_recipient(data: DataDir) -> str:
+    """Return the household's public age recipient."""
+    return data.recipient.read_text(encoding="utf-8").strip()
+
+
+def vault_recipients(data: DataDir, config: Config) -> list[pyrage.x25519.Recipient]:
+    """Return every recipient footage is sealed to: the household plus the config's extras."""
+    texts = [household_recipient(data), *config.vault.extra_recipients]
+    return [pyrage.x25519.Recipient.from_str(text) for text in dict.fromkeys(texts)]
+
+
+def unlock_household_identity(data: DataDir, passphrase: str) -> pyrage.x25519.Identity:
+    """Open the household identity with the passphrase; raise PassphraseError if it is wrong."""
+    sealed = data.identity.read_bytes()
+    with key_derivation_progress("Unlocking the household key (age scrypt)"):
+        try:
+            plain = pyrage.passphrase.decrypt(sealed, passphrase)
+        except pyrage.DecryptError:
+            raise PassphraseError("wrong passphrase for the household key") from None
+    return pyrage.x25519.Identity.from_str(plain.decode().strip())

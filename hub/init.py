@@ -1,0 +1,69 @@
+"""`porchlight init`: create a hub's data dir with its keys, config and database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .config import parse_config, render_config
+from .datadir import MARKER, DataDir, write_private
+from .db import connect
+from .errors import DataDirError, UsageError
+from .household import check_new_passphrase, create_household_identity
+
+
+def parse_location(text: str) -> tuple[float, float]:
+    """Parse LAT,LON in decimal degrees."""
+    try:
+        lat_text, lon_text = text.split(",")
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        raise UsageError(f"--location: {text!r} is not LAT,LON (example: 51.5007,-0.1246)") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise UsageError(f"--location: {text!r} is outside -90..90, -180..180")
+    return lat, lon
+
+
+def create_hub(
+    root: Path, passphrase: str, name: str | None = None, location: tuple[float, float] | None = None
+) -> DataDir:
+    """Create a new hub in root (absent or empty); never overwrite an existing one."""
+    root = Path(root)
+    if (root / MARKER).exists() or (root / "config.toml").exists():
+        raise DataDirError(f"{root} already holds a hub; refusing to overwrite it")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise DataDirError(f"{root} exists and is not empty; choose a new or empty directory")
+    check_new_passphrase(passphrase)
+    config_text = render_config(name or socket.gethostname(), location)
+    parse_config(config_text)  # what we write must be what we accept
+    # Build the hub beside its destination and rename it into place, so an interrupted init
+    # never leaves a half-made hub behind.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = root.parent / f".{root.name}.init-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    try:
+        data = DataDir(staging)
+        (staging / "keys").mkdir(mode=0o700)
+        key = Ed25519PrivateKey.generate()
+        write_private(data.hub_key, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+        create_household_identity(data, passphrase)
+        data.config.write_text(config_text, encoding="utf-8")
+        connect(data.database).conn.close()
+        data.vault.mkdir()
+        data.marker.write_text("1\n", encoding="utf-8")
+        if root.exists():
+            root.rmdir()
+        os.rename(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return DataDir(root)
