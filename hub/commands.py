@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .cli import print_json, window
 from .errors import PorchlightError, UsageError
@@ -95,15 +94,14 @@ def cmd_footage_export(args) -> int:
         result = export_footage(hub, args.camera, start, end, args.out, unlock)
     finally:
         hub.close()
-    for why in result.failed.values():
-        sys.stderr.write(f"porchlight: {why}\n")
-    if result.out is not None:
-        print(f"wrote {result.out} from {len(result.exported)} segments")
+    total = len(result.failed) + len(result.exported)
     if result.failed:
+        wrote = f"wrote {result.out} from {len(result.exported)} of {total} segments; " \
+            if result.out is not None else "wrote nothing; "
         raise PorchlightError(
-            f"{len(result.failed)} of {len(result.failed) + len(result.exported)} segments "
-            f"could not be exported ({', '.join(result.failed)}); run `porchlight footage check`"
+            wrote + "; ".join(result.failed.values()) + "; run `porchlight footage check`"
         )
+    print(f"wrote {result.out} from {total} segments")
     return 0
 
 

@@ -8,7 +8,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -111,14 +119,15 @@ class Config(Strict):
     web: WebSection = WebSection()
     cameras: list[CameraEntry] = []
 
-    @model_validator(mode="after")
-    def _unique_cameras(self) -> Config:
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[CameraEntry]) -> list[CameraEntry]:
         seen: set[str] = set()
-        for camera in self.cameras:
+        for camera in cameras:
             if camera.name in seen:
                 raise ValueError(f"camera {camera.name!r} is defined twice")
             seen.add(camera.name)
-        return self
+        return cameras
 
 
 def describe(err: ValidationError, source: str) -> str:
@@ -127,6 +136,7 @@ def describe(err: ValidationError, source: str) -> str:
     for item in err.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         why = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        why = why.removeprefix("Value error, ")
         parts.append(f"{where}: {why}")
     return f"{source}: " + "; ".join(parts)
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyrage
-from tqdm import tqdm
 
 from .config import CAMERA_NAME
 from .errors import MediaError, PorchlightError, UsageError
 from .media import SEGMENT_TYPE, join_segments, split_media
+from .progress import progress_bar
 from .service import Hub
 from .timeutil import check_window
 from .vault import Segment
@@ -49,8 +48,7 @@ def import_files(
     plans = [(path, list(split_media(path, seconds))) for path in files]
     sealed: list[Segment] = []
     total = sum(len(p.data) for _, pieces in plans for p in pieces)
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr,
-               disable=None if progress else True)
+    bar = progress_bar(total, "B", "import", progress)
     try:
         at = start
         for _path, pieces in plans:
@@ -102,8 +100,7 @@ def export_footage(
     identity = unlock()
     partial = out.with_name(out.name + ".partial")
     result = ExportResult(out=None)
-    bar = tqdm(total=len(segments), unit="segment", desc="export", file=sys.stderr,
-               disable=None if progress else True)
+    bar = progress_bar(len(segments), "segment", "export", progress)
     origin = segments[0].start
 
     def loader(segment: Segment) -> Callable[[], bytes]:

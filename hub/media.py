@@ -26,6 +26,8 @@ AUDIO_CODECS = {"aac", "opus", "mp3", "pcm_alaw", "pcm_mulaw", "pcm_s16le", "pcm
 IMAGE_FORMATS = {"image2": None, "jpeg_pipe": "image/jpeg", "png_pipe": "image/png"}
 IMAGE_CODECS = {"mjpeg": "image/jpeg", "png": "image/png"}
 SEGMENT_TYPE = "video/mp4"
+# FFmpeg "plays" text files (ANSI art) through these demuxers; to a camera hub they are not media.
+TEXT_FORMATS = {"tty"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def _open(source: str | Path | BinaryIO, what: str) -> av.container.InputContain
     try:
         return av.open(source if not isinstance(source, Path) else str(source), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as err:
-        raise MediaError(f"{what}: not a media file ({err.__class__.__name__})") from None
+        raise MediaError(f"{what}: not a media file (FFmpeg cannot read it: {err.__class__.__name__})") from None
 
 
 def split_media(path: Path, segment_seconds: float = 10.0) -> Iterator[Piece]:
@@ -52,6 +54,8 @@ def split_media(path: Path, segment_seconds: float = 10.0) -> Iterator[Piece]:
     """
     container = _open(path, str(path))
     with container:
+        if container.format.name in TEXT_FORMATS:
+            raise MediaError(f"{path}: not a media file (it is text)")
         image_type = _image_type(container)
         if image_type is not None:
             yield Piece(0.0, 0.0, path.read_bytes(), image_type)

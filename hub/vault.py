@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import re
+import sqlite3
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -161,7 +162,16 @@ class Vault:
             "size": sink.size, "media_type": media_type, "sha256": sink.digest.hexdigest(),
             "path": relative.as_posix(), "status": "ok", "created": iso(utcnow()),
         }
-        self.db["segments"].insert(row)
+        try:
+            self.db["segments"].insert(row)
+        except sqlite3.OperationalError as err:
+            final.unlink(missing_ok=True)
+            if "full" in str(err):
+                raise StorageFull(
+                    f"the disk is full while indexing a segment of {camera}; nothing was indexed "
+                    "(free space or lower the retention budget)"
+                ) from err
+            raise
         log.info("sealed segment %s of %s (%d bytes)", segment_id, camera, sink.size)
         return Segment.from_row(row)
 
