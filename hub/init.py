@@ -7,11 +7,10 @@ import shutil
 import socket
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from federation.keys import generate_signing_key, save_private_key
 
 from .config import parse_config, render_config
-from .datadir import MARKER, DataDir, write_private
+from .datadir import MARKER, DataDir
 from .db import connect
 from .errors import DataDirError, UsageError
 from .household import check_new_passphrase, create_household_identity
@@ -50,11 +49,7 @@ def create_hub(
     try:
         data = DataDir(staging)
         (staging / "keys").mkdir(mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        write_private(data.hub_key, key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ))
+        save_private_key(generate_signing_key(), data.hub_key)
         create_household_identity(data, passphrase)
         data.config.write_text(config_text, encoding="utf-8")
         connect(data.database).conn.close()

@@ -83,8 +83,9 @@ def test_fuzz_config_text_only_raises_config_error(text):
 @given(st.dictionaries(st.sampled_from(["hub", "vault", "retention", "web", "cameras", "x"]),
                        toml_values, max_size=5))
 def test_fuzz_config_structure_only_raises_config_error(raw):
-    from hub.config import Config, describe
     from pydantic import ValidationError
+
+    from hub.config import Config, describe
 
     try:
         Config.model_validate(raw)

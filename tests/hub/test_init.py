@@ -6,8 +6,6 @@ import hashlib
 import os
 import stat
 
-import pytest
-
 from hub.datadir import default_data_dir
 
 
