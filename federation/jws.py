@@ -43,7 +43,8 @@ from .errors import (
 )
 from .keys import KeySet, SigningKey
 from .replay import ReplayStore
-from .schemas import MAX_LIFETIME_S, Claims, parse_claims
+from .schemas import MAX_LIFETIME_S, MAX_NUMERIC_DATE, Claims, parse_claims
+from .scope import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,9 @@ ALLOWED_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 # Header members that would let a message choose or point at its own verification key.
 _KEY_CARRYING_MEMBERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-# JSON strings, so brackets inside them are not counted as nesting.
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(r"[\[\]{}]")
+# A JSON string (so brackets inside it are not counted as nesting) or a bracket. The closing
+# quote is optional so an unterminated string is consumed once, keeping the scan linear.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class VerifiedMessage:
         return self.raw.decode("ascii")
 
 
-def _show(value: Any, limit: int = 40) -> str:
+def _show(value: Any, limit: int = 80) -> str:
     """Render an untrusted value for an error message without echoing megabytes."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -107,14 +108,10 @@ def _b64url_decode(segment: bytes, name: str) -> bytes:
     # Only canonical base64url is accepted, so one message has exactly one byte form:
     # the log and the relays carry these exact bytes.
     if not _B64URL.fullmatch(segment.decode("ascii")) or len(segment) % 4 == 1:
-        raise MalformedMessage(
-            f"{name} segment is not unpadded base64url", reason="bad_base64"
-        )
+        raise MalformedMessage(f"{name} segment is not unpadded base64url", reason="bad_base64")
     data = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
     if _b64url_encode(data) != segment:
-        raise MalformedMessage(
-            f"{name} segment is not canonical base64url", reason="bad_base64"
-        )
+        raise MalformedMessage(f"{name} segment is not canonical base64url", reason="bad_base64")
     return data
 
 
@@ -141,11 +138,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _nesting_depth(text: str) -> int:
     depth = deepest = 0
-    for match in _BRACKETS.finditer(_JSON_STRING.sub('""', text)):
-        if match.group() in "[{":
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
             depth += 1
             deepest = max(deepest, depth)
-        else:
+        elif token in ("]", "}"):
             depth -= 1
     return deepest
 
@@ -236,12 +234,13 @@ def split_compact(token: str | bytes, *, max_bytes: int = DEFAULT_MAX_TOKEN_BYTE
             reason="not_compact",
         )
     header_b64, payload_b64, signature_b64 = segments
-    if not header_b64 or not signature_b64:
-        raise MalformedMessage("token has an empty header or signature", reason="not_compact")
+    if not header_b64:
+        raise MalformedMessage("token has an empty header segment", reason="not_compact")
     header_bytes = _b64url_decode(header_b64, "header")
     payload = _b64url_decode(payload_b64, "payload")
     signature = _b64url_decode(signature_b64, "signature")
-    header = loads_json_object(header_bytes, name="header", max_depth=1)
+    # Deep enough that a smuggled jwk or x5c is reported as such, not as "too deep".
+    header = loads_json_object(header_bytes, name="header", max_depth=4)
     return CompactParts(header=header, payload=payload, signature=signature, raw=raw)
 
 
@@ -253,9 +252,7 @@ def check_alg(header: dict[str, Any], *, allow_legacy_eddsa: bool = False) -> st
     if alg == ALG or (alg == LEGACY_ALG and allow_legacy_eddsa):
         return alg
     if alg == "none":
-        raise AlgorithmRejected(
-            "alg none (an unsigned token) is never accepted", reason="alg_none"
-        )
+        raise AlgorithmRejected("alg none (an unsigned token) is never accepted", reason="alg_none")
     if alg == LEGACY_ALG:
         raise AlgorithmRejected(
             "alg EdDSA is the legacy name and is not accepted here; sign with alg Ed25519 "
@@ -282,9 +279,7 @@ def check_header_members(header: dict[str, Any]) -> None:
     raise HeaderRejected(f"header member {_show(name)} is not allowed: {why}")
 
 
-def verify_signature(
-    parts: CompactParts, key: OKPKey, *, allow_legacy_eddsa: bool = False
-) -> None:
+def verify_signature(parts: CompactParts, key: OKPKey, *, allow_legacy_eddsa: bool = False) -> None:
     """Check the JWS signature with the given public key, or raise SignatureInvalid."""
     alg = check_alg(parts.header, allow_legacy_eddsa=allow_legacy_eddsa)
     try:
@@ -328,9 +323,9 @@ def sign_message(key: SigningKey, typ: str, claims: dict[str, Any], *, now: floa
     body.setdefault("jti", new_jti())
     parse_claims(typ, body)
     _check_lifetime(typ, body["iat"], body["exp"])
-    payload = json.dumps(
-        body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    ).encode("utf-8")
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+        "utf-8"
+    )
     token = sign_compact(key, {"alg": ALG, "typ": typ, "kid": key.kid}, payload)
     if len(token) > DEFAULT_MAX_TOKEN_BYTES:
         raise MalformedMessage(
@@ -347,7 +342,8 @@ def _check_lifetime(typ: str, iat: int, exp: int) -> None:
     limit = MAX_LIFETIME_S[typ]
     if exp - iat > limit:
         raise ClaimInvalid(
-            f"lifetime exp - iat is {exp - iat} s; a {typ} may live at most {limit} s",
+            f"lifetime exp - iat is {format_duration(exp - iat)}; a {typ} may live at most "
+            f"{format_duration(limit)}",
             reason="lifetime_too_long",
         )
 
@@ -365,6 +361,12 @@ def _registered_claims(claims: dict[str, Any]) -> tuple[str, str, int, int, str]
         if isinstance(value, bool) or not isinstance(value, int):
             raise SchemaError(
                 f"{name}: must be an integer NumericDate (seconds since 1970)",
+                reason="invalid_field",
+                field=name,
+            )
+        if not 0 <= value <= MAX_NUMERIC_DATE:
+            raise SchemaError(
+                f"{name}: must be between 0 and {MAX_NUMERIC_DATE}",
                 reason="invalid_field",
                 field=name,
             )

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import re
+import secrets
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,7 +47,7 @@ def _b64url_encode(data: bytes) -> str:
 class SigningKey:
     """An Ed25519 private key with its public JWK and kid."""
 
-    private: Ed25519PrivateKey = field(repr=False)
+    private: Ed25519PrivateKey = field(repr=False, compare=False)
     kid: str
     public_jwk: dict[str, str] = field(compare=False)
     okp: OKPKey = field(repr=False, compare=False)
@@ -105,8 +107,16 @@ def save_private_key(
     # Write a 0600 temporary file next to the target and rename it into place, so a power
     # cut leaves either the old file or the complete new one, and the key is never readable
     # by others, not even for a moment.
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    tmp = f"{path}.tmp-{secrets.token_hex(4)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(tmp, flags, 0o600)
+    except OSError as err:
+        raise KeyInvalid(
+            f"cannot write key file {path}: {err.strerror}; check that the directory exists "
+            "and is writable",
+            reason="key_unwritable",
+        ) from err
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
@@ -114,12 +124,25 @@ def save_private_key(
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
+    _fsync_directory(os.path.dirname(os.path.abspath(path)))
     log.info("wrote signing key %s to %s", key.kid, path)
+
+
+def _fsync_directory(directory: str) -> None:
+    # Make the rename itself durable; not every platform lets a directory be opened.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_private_key(
@@ -154,7 +177,7 @@ def load_private_key(
         ) from err
     if not isinstance(private, Ed25519PrivateKey):
         raise KeyInvalid(
-            f"key file {path} holds a {type(private).__name__}, not an Ed25519 key; "
+            f"key file {path} holds another kind of key, not Ed25519; "
             "Porchlight signs only with Ed25519",
             reason="wrong_key_type",
         )
@@ -259,8 +282,11 @@ class KeySet:
         """Return the trusted key for a kid, or raise UnknownKey."""
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
+            shown = repr(kid)
+            if len(shown) > 64:
+                shown = shown[:61] + "..."
             raise UnknownKey(
-                f"no trusted key has kid {kid!r}; pin the sender's key or refresh the registry",
+                f"no trusted key has kid {shown}; pin the sender's key or refresh the registry",
             )
         return key
 

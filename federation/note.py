@@ -39,6 +39,7 @@ MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 256 * 1024
 
 _KEY_ID_PATTERN = re.compile(r"[0-9a-f]{8}")
+_BAD_NAME_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cs"})
 
 
 class NoteError(FederationError):
@@ -102,7 +103,9 @@ def is_valid_key_name(name: object) -> bool:
     if not isinstance(name, str) or not name:
         return False
     for ch in name:
-        if ch == "+" or ch.isspace() or unicodedata.category(ch)[0] in "CZ":
+        # Go's reference rejects Unicode spaces and '+'; controls and surrogates cannot
+        # appear in a note at all.
+        if ch == "+" or ch.isspace() or unicodedata.category(ch) in _BAD_NAME_CATEGORIES:
             return False
     return _utf8_ok(name)
 
@@ -270,7 +273,9 @@ class NoteSigner:
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{_b64encode(bytes([ALG_ED25519]) + seed)}"
+        return (
+            f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{_b64encode(bytes([ALG_ED25519]) + seed)}"
+        )
 
     def verifier(self) -> NoteVerifier:
         """Return the matching verifier."""
@@ -388,7 +393,8 @@ def parse_note(message: bytes | bytearray | str) -> tuple[str, tuple[NoteSignatu
     for line in lines:
         if not line.startswith(SIGNATURE_PREFIX):
             raise NoteMalformed(
-                "signature lines start with an em dash and a space", reason="note_bad_signature_line"
+                "signature lines start with an em dash and a space",
+                reason="note_bad_signature_line",
             )
         name, sep, blob64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
         try:

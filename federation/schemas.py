@@ -56,7 +56,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _KID = re.compile(r"[A-Za-z0-9_-]{43}")
 _JTI = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
-_RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+_RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
 def _hex64(value: str) -> str:
@@ -361,6 +361,12 @@ _TYPE_NAMES = {
 }
 
 
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _describe(error: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -369,8 +375,10 @@ def _describe(error: Any) -> str:
     if kind == "string_too_long":
         return f"longer than {ctx['max_length']} characters"
     if kind == "string_too_short":
-        return "must not be empty" if ctx.get("min_length") == 1 else (
-            f"shorter than {ctx['min_length']} characters"
+        return (
+            "must not be empty"
+            if ctx.get("min_length") == 1
+            else (f"shorter than {ctx['min_length']} characters")
         )
     if kind == "too_long":
         return f"more than {ctx['max_length']} items"
@@ -379,13 +387,13 @@ def _describe(error: Any) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
     if kind == "greater_than":
-        return f"must be greater than {ctx['gt']}"
+        return f"must be greater than {_number(ctx['gt'])}"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}"
+        return f"must be at least {_number(ctx['ge'])}"
     if kind == "less_than":
-        return f"must be less than {ctx['lt']}"
+        return f"must be less than {_number(ctx['lt'])}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}"
+        return f"must be at most {_number(ctx['le'])}"
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return str(ctx["error"])
     return str(error.get("msg", kind))

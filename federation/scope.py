@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from .errors import ScopeError
 from .schemas import TYP_REQUEST, RequestClaims, parse_claims
@@ -54,17 +54,22 @@ class ScopeLimits:
     def tighten(self, other: ScopeLimits) -> ScopeLimits:
         """Return other if it is at least as strict as these limits, else raise ScopeError."""
         looser = (
-            ("min_window_s", other.min_window_s < self.min_window_s, _duration, "shorter"),
-            ("max_window_s", other.max_window_s > self.max_window_s, _duration, "longer"),
+            ("min_window_s", other.min_window_s < self.min_window_s, format_duration, "shorter"),
+            ("max_window_s", other.max_window_s > self.max_window_s, format_duration, "longer"),
             (
                 "max_window_age_s",
                 other.max_window_age_s > self.max_window_age_s,
-                _duration,
+                format_duration,
                 "longer",
             ),
             ("min_radius_m", other.min_radius_m < self.min_radius_m, _metres, "smaller"),
             ("max_radius_m", other.max_radius_m > self.max_radius_m, _metres, "larger"),
-            ("max_lifetime_s", other.max_lifetime_s > self.max_lifetime_s, _duration, "longer"),
+            (
+                "max_lifetime_s",
+                other.max_lifetime_s > self.max_lifetime_s,
+                format_duration,
+                "longer",
+            ),
         )
         for name, is_looser, show, word in looser:
             if is_looser:
@@ -86,7 +91,7 @@ class ScopeLimits:
 DEFAULT_LIMITS = ScopeLimits()
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     """Format seconds as '13 h', '12 h 30 min', '31 d' or '45 s'."""
     whole = int(seconds)
     frac = seconds - whole
@@ -117,35 +122,37 @@ def check_request_scope(
     leeway: float = 60,
 ) -> RequestClaims:
     """Check a request against the scope limits and return its parsed claims."""
-    request = claims if isinstance(claims, RequestClaims) else parse_claims(TYP_REQUEST, claims)
-    assert isinstance(request, RequestClaims)
+    if isinstance(claims, RequestClaims):
+        request = claims
+    else:
+        request = cast(RequestClaims, parse_claims(TYP_REQUEST, claims))
     start = request.window.start_at
     end = request.window.end_at
     length = (end - start).total_seconds()
     if length < limits.min_window_s:
         raise ScopeError(
-            f"window: {_duration(length)} is shorter than the "
-            f"{_duration(limits.min_window_s)} minimum",
+            f"window: {format_duration(length)} is shorter than the "
+            f"{format_duration(limits.min_window_s)} minimum",
             reason="window_too_short",
         )
     if length > limits.max_window_s:
         raise ScopeError(
-            f"window: {_duration(length)} is longer than the {_duration(limits.max_window_s)} limit",
+            f"window: {format_duration(length)} is longer than the {format_duration(limits.max_window_s)} limit",
             reason="window_too_long",
         )
     now_at = datetime.fromtimestamp(now, tz=UTC)
     ahead = (end - now_at).total_seconds()
     if ahead > leeway:
         raise ScopeError(
-            f"window.end: {_timestamp(end)} is {_duration(ahead)} in the future; "
+            f"window.end: {_timestamp(end)} is {format_duration(round(ahead))} in the future; "
             "a request may only cover the past",
             reason="window_in_future",
         )
     age = (now_at - start).total_seconds()
     if age > limits.max_window_age_s:
         raise ScopeError(
-            f"window.start: {_duration(age)} ago is older than the "
-            f"{_duration(limits.max_window_age_s)} limit",
+            f"window.start: {format_duration(round(age))} ago is older than the "
+            f"{format_duration(limits.max_window_age_s)} limit",
             reason="window_too_old",
         )
     radius = request.area.radius_m
@@ -164,8 +171,8 @@ def check_request_scope(
     lifetime = request.exp - request.iat
     if lifetime > limits.max_lifetime_s:
         raise ScopeError(
-            f"exp: lifetime {_duration(lifetime)} is longer than the "
-            f"{_duration(limits.max_lifetime_s)} limit",
+            f"exp: lifetime {format_duration(lifetime)} is longer than the "
+            f"{format_duration(limits.max_lifetime_s)} limit",
             reason="lifetime_too_long",
         )
     return request
