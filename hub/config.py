@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -110,6 +110,13 @@ class CameraEntry(BaseModel):
     name: Annotated[str, Field(pattern=CAMERA_NAME.pattern)]
     type: str
     mode: Literal["continuous", "motion"] = "continuous"
+    pre_roll_s: float = Field(default=5.0, ge=0, le=60)
+    post_roll_s: float = Field(default=5.0, ge=0, le=300)
+    # Detector settings (sensitivity, masks, zones), validated by the detector plugin.
+    motion: dict | None = None
+
+    HUB_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "type", "mode", "pre_roll_s", "post_roll_s", "motion"})
 
 
 class Config(Strict):

@@ -13,6 +13,7 @@ import av
 from .footage import export_footage, import_files
 from .household import unlock_household_identity
 from .init import create_hub
+from .plugins import collect_types
 from .service import Hub
 from .timeutil import iso, utcnow
 
@@ -23,8 +24,6 @@ def _say(text: str) -> None:
 
 def run_demo(keep: Path | None = None) -> int:
     """Create a hub, record a generated clip into the vault, list it, export it; say each step."""
-    from plugins.synthetic import write_clip
-
     with tempfile.TemporaryDirectory(prefix="porchlight-demo-") as scratch:
         base = Path(keep) if keep else Path(scratch)
         base.mkdir(parents=True, exist_ok=True)
@@ -36,7 +35,8 @@ def run_demo(keep: Path | None = None) -> int:
         try:
             clip = base / "porch-camera.mp4"
             _say("generating 30 s of H.264 from the synthetic porch camera (PyAV, in process)")
-            write_clip(clip, seconds=30.0, fps=15)
+            cameras = collect_types(hub.pm.hook.porchlight_camera_types(), "camera")
+            cameras["synthetic"].write_clip(clip, seconds=30.0, fps=15)
             start = utcnow().replace(microsecond=0) - timedelta(minutes=5)
             segments = import_files(hub, "porch", start, [clip], progress=False)
             clip.unlink()  # the only plaintext was our own generated input

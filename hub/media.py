@@ -103,6 +103,69 @@ class _SegmentWriter:
         return self.buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class ClosedSegment:
+    """A segment the cutter closed: MP4 bytes and its start and end in stream seconds."""
+
+    start: float
+    end: float
+    data: bytes
+
+
+class SegmentCutter:
+    """Cut a packet stream into ~segment_seconds MP4s at video keyframes, by stream copy.
+
+    Shared by `footage import` (times from the file) and the live recorder (times from the
+    wall clock at each keyframe), so both cut the same way.
+    """
+
+    def __init__(self, video: av.stream.Stream, audio: list[av.stream.Stream],
+                 segment_seconds: float) -> None:
+        self.video = video
+        self.streams = [video, *audio]
+        self.segment_seconds = segment_seconds
+        self.writer: _SegmentWriter | None = None
+        self.started = False
+
+    def feed(self, packet: av.Packet) -> ClosedSegment | None:
+        """Mux one packet; return the segment this packet's keyframe closed, if any."""
+        # Packets without dts (the demuxer's flush packets) and those before the first
+        # keyframe cannot be stream-copied into a playable file.
+        if packet.dts is None or packet.size == 0:
+            return None
+        stream = packet.stream
+        closed = None
+        if stream is self.video and packet.is_keyframe:
+            at = float(packet.dts * stream.time_base)
+            self.started = True
+            if self.writer is None or at - self.writer.start >= self.segment_seconds:
+                if self.writer is not None:
+                    closed = self._close(at)
+                self.writer = _SegmentWriter(self.streams, at)
+        if self.writer is None:
+            return closed
+        end = float(((packet.pts or packet.dts) + (packet.duration or 0)) * stream.time_base)
+        self.writer.end = max(self.writer.end, end)
+        self.writer.mux(packet, stream)
+        return closed
+
+    @property
+    def open_start(self) -> float | None:
+        """Return the stream time where the open segment began, or None."""
+        return self.writer.start if self.writer is not None else None
+
+    def flush(self) -> ClosedSegment | None:
+        """Close the open segment (end of file, or the camera dropped out)."""
+        if self.writer is None or not self.writer.packets:
+            self.writer = None
+            return None
+        return self._close(self.writer.end)
+
+    def _close(self, end: float) -> ClosedSegment:
+        writer, self.writer = self.writer, None
+        return ClosedSegment(writer.start, max(end, writer.start), writer.close())
+
+
 def _cut(
     container: av.container.InputContainer,
     video: av.stream.Stream,
@@ -110,40 +173,26 @@ def _cut(
     segment_seconds: float,
     what: str,
 ) -> Iterator[Piece]:
-    streams = [video, *audio]
+    cutter = SegmentCutter(video, audio, segment_seconds)
     origin: float | None = None
-    writer: _SegmentWriter | None = None
+
+    def piece(closed: ClosedSegment) -> Piece:
+        return Piece(closed.start - origin, closed.end - origin, closed.data, SEGMENT_TYPE)
+
     try:
-        for packet in container.demux(streams):
-            # Packets without dts (the demuxer's flush packets) and those before the first
-            # keyframe cannot be stream-copied into a playable file.
-            if packet.dts is None or packet.size == 0:
-                continue
-            stream = packet.stream
-            at = float(packet.dts * stream.time_base)
-            if stream is video and packet.is_keyframe:
-                if origin is None:
-                    origin = at
-                if writer is None or at - writer.start >= segment_seconds:
-                    if writer is not None:
-                        yield _finish(writer, origin, at)
-                    writer = _SegmentWriter(streams, at)
-            if writer is None:
-                continue
-            end = float(((packet.pts or packet.dts) + (packet.duration or 0)) * stream.time_base)
-            writer.end = max(writer.end, end)
-            writer.mux(packet, stream)
-        if writer is not None and writer.packets:
-            yield _finish(writer, origin, writer.end)
+        for packet in container.demux(cutter.streams):
+            closed = cutter.feed(packet)
+            if origin is None and cutter.open_start is not None:
+                origin = cutter.open_start
+            if closed is not None:
+                yield piece(closed)
+        closed = cutter.flush()
+        if closed is not None:
+            yield piece(closed)
     except av.error.FFmpegError as err:
         raise MediaError(f"{what}: cannot remux: {err}") from err
     if origin is None:
         raise MediaError(f"{what}: no keyframe found; nothing to store")
-
-
-def _finish(writer: _SegmentWriter, origin: float, end: float) -> Piece:
-    data = writer.close()
-    return Piece(writer.start - origin, max(end, writer.start) - origin, data, SEGMENT_TYPE)
 
 
 def probe_duration(data: bytes) -> float:

@@ -10,7 +10,7 @@ from . import hookspecs
 from .errors import ConfigError
 
 # The built-ins are loaded by module name through the same hooks as third-party plugins.
-DEFAULT_PLUGINS = ("plugins.log_notifier",)
+DEFAULT_PLUGINS = ("plugins.log_notifier", "plugins.synthetic_camera")
 
 
 def build_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
