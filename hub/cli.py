@@ -51,6 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="show a whole hub at work on embedded defaults")
     p.add_argument("--keep", type=Path, default=None, help="keep the demo's data in this dir")
 
+    camera = sub.add_parser("camera", help="the hub's cameras")
+    csub = camera.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = csub.add_parser("add", help="add a camera (a running hub starts it within a second)")
+    _data_arg(p)
+    p.add_argument("name")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--rtsp", metavar="URL", help="the main stream to record")
+    kind.add_argument("--synthetic", action="store_true", help="a generated test scene")
+    p.add_argument("--sub-rtsp", metavar="URL", help="a smaller stream to analyse")
+    p.add_argument("--mode", choices=["continuous", "motion"], default="continuous")
+    p = csub.add_parser("list", help="list cameras and their state")
+    _data_arg(p)
+    p.add_argument("--json", action="store_true")
+    p = csub.add_parser("remove", help="remove a camera (its footage stays)")
+    _data_arg(p)
+    p.add_argument("name")
+
+    p = sub.add_parser("events", help="camera events").add_subparsers(
+        dest="action", required=True, parser_class=_Parser).add_parser(
+        "list", help="list motion events and the segments they link to")
+    _data_arg(p)
+    _window_args(p, required=False)
+    p.add_argument("--json", action="store_true")
+
     footage = sub.add_parser("footage", help="the encrypted footage vault")
     fsub = footage.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = fsub.add_parser("import", help="seal media files into the vault (no passphrase needed)")

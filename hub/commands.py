@@ -11,7 +11,7 @@ from .timeutil import iso, parse_time
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the subcommand named on the command line."""
-    name = args.command if args.command != "footage" else f"footage_{args.action}"
+    name = f"{args.command}_{args.action}" if getattr(args, "action", None) else args.command
     return _COMMANDS[name](args) or 0
 
 
@@ -174,7 +174,74 @@ def cmd_footage_release(args) -> int:
     return 0
 
 
+def cmd_camera_add(args) -> int:
+    from .camera_admin import add_camera
+    from .datadir import DataDir
+
+    data = DataDir(args.data).require()
+    table = add_camera(data, args.name, rtsp=args.rtsp, sub_rtsp=args.sub_rtsp,
+                       synthetic=args.synthetic, mode=args.mode)
+    print(f"added camera {args.name} ({table['type']}, {args.mode})")
+    return 0
+
+
+def cmd_camera_remove(args) -> int:
+    from .camera_admin import remove_camera
+    from .datadir import DataDir
+
+    remove_camera(DataDir(args.data).require(), args.name)
+    print(f"removed camera {args.name}; its footage stays in the vault until retention")
+    return 0
+
+
+def cmd_camera_list(args) -> int:
+    from .camera_service import camera_states
+
+    hub = _hub(args)
+    try:
+        states = camera_states(hub.db)
+        cameras = [{"name": c.name, "type": c.type, "mode": c.mode,
+                    "state": states.get(c.name, {}).get("state", "not running"),
+                    "detail": states.get(c.name, {}).get("detail", ""),
+                    "since": states.get(c.name, {}).get("since")}
+                   for c in hub.config.cameras]
+    finally:
+        hub.close()
+    if args.json:
+        print_json(cameras)
+    elif not cameras:
+        print("no cameras (add one with `porchlight camera add`)")
+    else:
+        for c in cameras:
+            print(f"{c['name']:<16} {c['type']:<10} {c['mode']:<11} {c['state']:<12} {c['detail']}")
+    return 0
+
+
+def cmd_events_list(args) -> int:
+    from .events import list_events
+
+    start, end = window(args)
+    hub = _hub(args)
+    try:
+        if args.camera:
+            hub.vault.check_camera(args.camera, [c.name for c in hub.config.cameras])
+        events = list_events(hub.vault, args.camera, start, end)
+    finally:
+        hub.close()
+    if args.json:
+        print_json(events)
+    elif not events:
+        print("no events")
+    else:
+        for e in events:
+            print(f"{e['camera']:<16} {e['start']} .. {e['end']}  zones={','.join(e['zones']) or '-'}"
+                  f"  segments={len(e['segments'])}  {e['id']}")
+    return 0
+
+
 _COMMANDS = {
+    "camera_add": cmd_camera_add, "camera_list": cmd_camera_list,
+    "camera_remove": cmd_camera_remove, "events_list": cmd_events_list,
     "init": cmd_init, "run": cmd_run, "demo": cmd_demo,
     "footage_import": cmd_footage_import, "footage_list": cmd_footage_list,
     "footage_export": cmd_footage_export, "footage_prune": cmd_footage_prune,

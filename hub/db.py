@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,9 +33,21 @@ def _m1_vault(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m2_cameras(db: sqlite_utils.Database) -> None:
+    db["events"].create(
+        {"id": str, "camera": str, "start": str, "end": str, "zones": str, "peak_area": float,
+         "snapshot_segment_id": str, "created": str},
+        pk="id", not_null={"camera", "start", "end"},
+    )
+    db["events"].create_index(["camera", "start"])
+    db["camera_state"].create(
+        {"camera": str, "state": str, "detail": str, "since": str, "updated": str}, pk="camera"
+    )
+
+
 # Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
 # beta), and PRAGMA user_version is all a linear list needs.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault, _m2_cameras]
 
 
 def connect(path: Path) -> sqlite_utils.Database:
@@ -44,6 +57,8 @@ def connect(path: Path) -> sqlite_utils.Database:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     db = sqlite_utils.Database(conn)
+    # One writer at a time: camera threads, retention and the event loop share this connection.
+    db.write_lock = threading.RLock()
     migrate(db)
     return db
 

@@ -10,7 +10,12 @@ from . import hookspecs
 from .errors import ConfigError
 
 # The built-ins are loaded by module name through the same hooks as third-party plugins.
-DEFAULT_PLUGINS = ("plugins.log_notifier", "plugins.synthetic_camera")
+DEFAULT_PLUGINS = (
+    "plugins.log_notifier",
+    "plugins.synthetic_camera",
+    "plugins.rtsp_camera",
+    "plugins.motion_analyzer",
+)
 
 
 def build_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:

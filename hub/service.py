@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pluggy
 
+from .camera_service import CameraService
 from .config import Config, load_config
 from .datadir import DataDir
 from .db import connect
@@ -57,6 +58,7 @@ class Hub:
                 self.config.retention.interval_minutes * 60.0, self.clock,
             )
             await stack.enter_async_context(maintenance)
+            await stack.enter_async_context(CameraService(self))
             web = await stack.enter_async_context(WebServer(make_app(self), host, port))
             self.pm.hook.porchlight_startup(hub=self)
             log.info("hub %s running", self.config.hub.name)

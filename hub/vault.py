@@ -163,7 +163,8 @@ class Vault:
             "path": relative.as_posix(), "status": "ok", "created": iso(utcnow()),
         }
         try:
-            self.db["segments"].insert(row)
+            with self.db.write_lock:
+                self.db["segments"].insert(row)
         except sqlite3.OperationalError as err:
             final.unlink(missing_ok=True)
             if "full" in str(err):
@@ -233,12 +234,13 @@ class Vault:
 
     def mark(self, segment_id: str, status: str) -> None:
         """Flag a segment (ok, missing, corrupt) without deleting anything."""
-        self.db["segments"].update(segment_id, {"status": status})
+        with self.db.write_lock:
+            self.db["segments"].update(segment_id, {"status": status})
 
     def delete(self, segment: Segment) -> None:
         """Remove a segment's file and its row (retention only; holds are checked by the caller)."""
         (self.data.root / segment.path).unlink(missing_ok=True)
-        with self.db.conn:
+        with self.db.write_lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("delete from holds where segment_id = ?", [segment.id])
             self.db.execute("delete from segments where id = ?", [segment.id])
@@ -254,14 +256,16 @@ class Vault:
             {"segment_id": s.id, "kind": kind, "reference": reference, "created": iso(utcnow())}
             for s in segments
         ]
-        self.db["holds"].insert_all(rows)
+        with self.db.write_lock:
+            self.db["holds"].insert_all(rows)
         return len(rows)
 
     def release(self, kind: str, reference: str) -> int:
         """Lift the holds of one kind and reference; return how many were lifted."""
-        cursor = self.db.execute(
-            "delete from holds where kind = ? and reference = ?", [kind, reference]
-        )
+        with self.db.write_lock:
+            cursor = self.db.execute(
+                "delete from holds where kind = ? and reference = ?", [kind, reference]
+            )
         return cursor.rowcount
 
 

@@ -67,7 +67,8 @@ def encode_frames(
     if first is None:
         raise ValueError("no frames to encode")
     height, width = first.shape[:2]
-    target = out if isinstance(out, io.BytesIO) else str(out)
+    # A path, or any writable binary file object (BytesIO, a pipe for the live camera).
+    target = out if hasattr(out, "write") else str(out)
     count = 0
     with av.open(target, mode="w", format=container) as output:
         stream = output.add_stream("libx264", rate=fps)
@@ -253,10 +254,14 @@ def _backdrop(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box | None:
-    left, top = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
-    right, bottom = min(width, int(math.ceil(x1))), min(height, int(math.ceil(y1)))
-    if right - left < 2 or bottom - top < 2:
+    # A mover counts as in view once two pixel columns and rows of it are inside the frame.
+    if min(x1, width) - max(x0, 0) < 2 or min(y1, height) - max(y0, 0) < 2:
         return None
+    # Anti-aliased edges and rounding to whole pixels reach up to two pixels further.
+    pad = 2
+    left, top = max(0, int(math.floor(x0)) - pad), max(0, int(math.floor(y0)) - pad)
+    right = min(width, int(math.ceil(x1)) + pad)
+    bottom = min(height, int(math.ceil(y1)) + pad)
     return (left, top, right - left, bottom - top)
 
 
@@ -277,43 +282,44 @@ def _draw_walking_figure(frame: np.ndarray, ts: float, rng: np.random.Generator)
     shoulder = (cx, feet - 0.82 * tall)
     thick = max(2, int(0.09 * tall))
     dark, trousers, skin = (38, 46, 70), (28, 28, 34), (196, 152, 122)
+    xs = [cx - 0.13 * tall, cx + 0.13 * tall]
     for sign in (1, -1):
         foot = (cx + sign * 0.2 * tall * phase, feet)
         cv2.line(frame, _pt(hip), _pt(foot), trousers, thick, cv2.LINE_AA)
         hand = (cx - sign * 0.16 * tall * phase, feet - 0.46 * tall)
         cv2.line(frame, _pt(shoulder), _pt(hand), dark, max(2, thick * 3 // 4), cv2.LINE_AA)
+        xs += [foot[0] - thick / 2, foot[0] + thick / 2, hand[0] - thick / 2, hand[0] + thick / 2]
     cv2.rectangle(frame, _pt((cx - 0.13 * tall, feet - 0.86 * tall)),
                   _pt((cx + 0.13 * tall, feet - 0.46 * tall)), dark, -1, cv2.LINE_AA)
     radius = 0.075 * tall
     cv2.circle(frame, _pt((cx, feet - tall + radius)), max(2, int(radius)), skin, -1, cv2.LINE_AA)
-    reach = 0.2 * tall + thick
-    return _clip_box(cx - reach, feet - tall, cx + reach, feet + thick / 2, width, height)
+    return _clip_box(min(xs), feet - tall, max(xs), feet + thick / 2, width, height)
 
 
 def _draw_car(frame: np.ndarray, ts: float, rng: np.random.Generator) -> Box | None:
     height, width = frame.shape[:2]
-    length = 0.3 * width
-    body = 0.45 * length * height / width * (16 / 9)
+    length, body = 0.3 * width, 0.24 * height
     # About 30 km/h: the car crosses in under 3 seconds, entering from the right at 3 s.
     left = width - (ts - 3.0) * (width + length) / 2.8
     if ts < 3.0 or left + length < 0:
         return None
     bottom = (ROAD_BOTTOM - 0.02) * height
     top = bottom - body
+
+    def at(along: float, down: float) -> tuple[int, int]:
+        return _pt((left + along * length, top + down * body))
+
     red, glass, tyre = (160, 22, 28), (30, 40, 52), (18, 18, 18)
-    cv2.rectangle(frame, _pt((left, top + 0.4 * body)), _pt((left + length, bottom - 0.12 * body)),
-                  red, -1, cv2.LINE_AA)
-    cabin = np.array([_pt((left + 0.22 * length, top + 0.42 * body)), _pt((left + 0.32 * length, top)),
-                      _pt((left + 0.72 * length, top)), _pt((left + 0.82 * length, top + 0.42 * body))],
-                     dtype=np.int32)
+    cv2.rectangle(frame, at(0, 0.4), at(1, 0.88), red, -1, cv2.LINE_AA)
+    cabin = np.array([at(0.22, 0.42), at(0.32, 0), at(0.72, 0), at(0.82, 0.42)], dtype=np.int32)
     cv2.fillPoly(frame, [cabin], red, cv2.LINE_AA)
-    window = np.array([_pt((left + 0.27 * length, top + 0.38 * body)), _pt((left + 0.34 * length, top + 0.08 * body)),
-                       _pt((left + 0.70 * length, top + 0.08 * body)), _pt((left + 0.77 * length, top + 0.38 * body))],
+    window = np.array([at(0.27, 0.38), at(0.34, 0.08), at(0.70, 0.08), at(0.77, 0.38)],
                       dtype=np.int32)
     cv2.fillPoly(frame, [window], glass, cv2.LINE_AA)
     wheel = max(2, int(0.16 * body))
-    for at in (0.2, 0.8):
-        cv2.circle(frame, _pt((left + at * length, bottom - wheel * 0.6)), wheel, tyre, -1, cv2.LINE_AA)
+    for along in (0.2, 0.8):
+        centre = _pt((left + along * length, bottom - wheel * 0.6))
+        cv2.circle(frame, centre, wheel, tyre, -1, cv2.LINE_AA)
     return _clip_box(left, top, left + length, bottom + wheel * 0.4, width, height)
 
 
@@ -356,7 +362,8 @@ def _draw_swaying_branch(frame: np.ndarray, ts: float, rng: np.random.Generator)
     for step in range(1, 6):
         bend = angle + math.radians(3 * step) * math.sin(ts * 2 * math.pi * 0.45)
         prev = points[-1]
-        points.append((prev[0] + math.cos(bend) * length / 5, prev[1] - math.sin(bend) * length / 5))
+        points.append((prev[0] + math.cos(bend) * length / 5,
+                       prev[1] - math.sin(bend) * length / 5))
     for index, (start, end) in enumerate(zip(points, points[1:], strict=False)):
         cv2.line(frame, _pt(start), _pt(end), bark, max(2, int(0.03 * height) - index), cv2.LINE_AA)
     for point in points[2:]:
