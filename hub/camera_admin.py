@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 
 import tomlkit
+from pydantic import ValidationError
 
 from .cameras import split_credentials
-from .config import CAMERA_NAME, CONFIG_NAME, parse_config
+from .config import CAMERA_NAME, CONFIG_NAME, CameraEntry, describe, parse_config
 from .datadir import DataDir, write_private
-from .errors import UsageError
+from .errors import ConfigError, UsageError
+from .plugins import build_plugin_manager, collect_types
 
 
 def _load(data: DataDir) -> tomlkit.TOMLDocument:
@@ -56,6 +58,7 @@ def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: s
             inline["file"] = f"secrets/{name}.password"
             table["password"] = inline
     table["mode"] = mode
+    _validate(table)
     if cameras is None:
         document["cameras"] = tomlkit.aot()
     document["cameras"].append(table)
@@ -68,6 +71,17 @@ def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: s
             secret.unlink(missing_ok=True)
         raise
     return {k: (str(v) if k != "password" else "(secret file)") for k, v in table.items()}
+
+
+def _validate(table) -> None:
+    """Check a new camera with its source plugin's config model before it is written."""
+    entry = CameraEntry.model_validate(table.unwrap())
+    types = collect_types(build_plugin_manager().hook.porchlight_camera_types(), "camera")
+    source_type = types[entry.type]
+    try:
+        source_type.Config.model_validate(entry.model_dump(exclude=set(CameraEntry.HUB_KEYS)))
+    except ValidationError as err:
+        raise ConfigError(describe(err, f"camera {entry.name}")) from err
 
 
 def remove_camera(data: DataDir, name: str) -> None:

@@ -28,6 +28,9 @@ BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
 # Wrong credentials will not fix themselves: retry rarely so a camera's lockout is not triggered.
 AUTH_BACKOFF_S = 60.0
+# Motion is confirmed a moment after it starts (the detector needs a few frames): keep closed
+# segments that long beyond the pre-roll, so the confirmation never arrives after the drop.
+DETECTION_LATENCY = timedelta(seconds=5)
 
 
 @dataclass
@@ -204,7 +207,7 @@ class CameraRecorder:
             item = self.pending[0]
             if segment_needed(item.start, item.end, motion, self.pre_roll, self.post_roll):
                 self._seal(item.start, item.end, item.data)
-            elif not (final or segment_expired(item.end, now, self.pre_roll)):
+            elif not (final or segment_expired(item.end, now, self.pre_roll + DETECTION_LATENCY)):
                 break  # motion may still start and need it as pre-roll
             self.pending.popleft()
 

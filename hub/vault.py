@@ -146,9 +146,10 @@ class Vault:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(tmp, final)
             _fsync_dir(final.parent)
-        except OSError as err:
+        except (OSError, pyrage.EncryptError) as err:
             tmp.unlink(missing_ok=True)
-            if err.errno == errno.ENOSPC:
+            # pyrage reports the writer's OSError inside its own EncryptError text.
+            if getattr(err, "errno", None) == errno.ENOSPC or f"[Errno {errno.ENOSPC}]" in str(err):
                 raise StorageFull(
                     f"the disk is full while sealing a segment of {camera}; nothing was indexed "
                     "(free space or lower the retention budget)"

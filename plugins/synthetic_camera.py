@@ -35,6 +35,7 @@ class SyntheticConfig(BaseModel):
     gop_seconds: float = Field(default=1.0, gt=0, le=10)
     seed: int = 0
     scenario: str | None = Field(default=None, description="a ground-truth scenario, looped")
+    loop_seconds: float = Field(default=60.0, ge=1.0, le=3600.0, description="scenario length")
 
 
 class SyntheticCamera:
@@ -58,7 +59,8 @@ class SyntheticCamera:
         while not self._stop.is_set():
             if config.scenario:
                 frames = (f for f, _ in scenario_frames(
-                    config.scenario, seconds=60.0, fps=config.fps, size=size, seed=config.seed))
+                    config.scenario, seconds=config.loop_seconds, fps=config.fps, size=size,
+                    seed=config.seed))
             else:
                 frames = scene_frames(600.0, config.fps, size, config.seed)
             for frame in frames:

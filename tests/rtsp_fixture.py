@@ -88,9 +88,10 @@ def start_rtsp_server(
     password: str | None = None,
     auth: str = "digest",
     ready_timeout: float = 20.0,
+    port: int = 0,
 ) -> RtspServer:
     """Start tests/rtsp_server.py on a free port and wait until it listens."""
-    args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--host", HOST, "--port", "0",
+    args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--host", HOST, "--port", str(port),
             "--lifetime", str(SERVER_LIFETIME_SECONDS)]
     for mount, launch in (mounts or {}).items():
         args += ["--mount", f"{mount}={launch}"]
