@@ -1,0 +1,167 @@
+"""Recorder benchmark: CPU per camera-minute against ffmpeg's segment muxer, cameras per core,
+and the resident memory of `porchlight run` with 4 cameras.
+
+Run: python -m tests.bench.bench_recorder [--seconds 60] [--size 1920x1080]
+Prints figures and ratios against baselines measured in the same run; never asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import av
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def record_cpu(clip: Path, root: Path) -> float:
+    """CPU seconds to demux, cut and seal a clip the way the live recorder does."""
+    from hub.media import SEGMENT_TYPE, SegmentCutter
+    from hub.service import Hub
+    from hub.timeutil import utcnow
+
+    hub = Hub(root)
+    try:
+        began = time.process_time()
+        with av.open(str(clip)) as container:
+            video = container.streams.video[0]
+            cutter = SegmentCutter(video, [], 10.0)
+            at = utcnow()
+            for packet in container.demux(video):
+                closed = cutter.feed(packet)
+                if closed is not None:
+                    hub.vault.seal("bench", at, at + timedelta(seconds=10), SEGMENT_TYPE, closed.data)
+            closed = cutter.flush()
+            if closed is not None:
+                hub.vault.seal("bench", at, at, SEGMENT_TYPE, closed.data)
+        return time.process_time() - began
+    finally:
+        hub.close()
+
+
+def ffmpeg_cpu(clip: Path, out: Path) -> float | None:
+    """CPU seconds of `ffmpeg -c copy -f segment` on the same clip (the baseline)."""
+    if shutil.which("ffmpeg") is None:
+        return None
+    out.mkdir()
+    before = _children_cpu()
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(clip), "-c", "copy", "-f", "segment",
+                    "-segment_time", "10", "-reset_timestamps", "1", str(out / "%03d.mp4")],
+                   check=True)
+    return _children_cpu() - before
+
+
+def analysis_cpu(clip: Path, fps_limit: float = 5.0) -> tuple[float, float, int]:
+    """CPU seconds to decode every frame and run motion on at most fps_limit of them."""
+    from plugins.motion import MotionConfig
+    from plugins.motion_analyzer import MotionAnalyzer
+
+    analyzer = MotionAnalyzer(MotionConfig())
+    began = time.process_time()
+    motion_s = 0.0
+    frames = 0
+    last = float("-inf")
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames += 1
+            ts = float(frame.pts * stream.time_base)
+            if ts - last >= 1.0 / fps_limit:
+                last = ts
+                t0 = time.process_time()
+                analyzer.feed(frame, ts)
+                motion_s += time.process_time() - t0
+    total = time.process_time() - began
+    return total, motion_s, frames
+
+
+def run_memory(root: Path, clip: Path, cameras: int, settle_s: float) -> int | None:
+    """Resident memory (bytes) of `porchlight run` recording `cameras` RTSP streams."""
+    from tests.rtsp_fixture import gst_rtsp_missing, start_rtsp_server
+
+    if gst_rtsp_missing() is not None:
+        return None
+    from hub.camera_admin import add_camera
+    from hub.datadir import DataDir
+
+    server = start_rtsp_server(files={f"/cam{i}": clip for i in range(cameras)})
+    try:
+        for i in range(cameras):
+            add_camera(DataDir(root), f"cam{i}", rtsp=server.url(f"/cam{i}"))
+        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--data", str(root),
+                                 "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        proc.stdout.readline()
+        time.sleep(settle_s)
+        rss = None
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        return rss
+    finally:
+        server.stop()
+
+
+def main(seconds: float = 60.0, size: tuple[int, int] = (1920, 1080), settle_s: float = 20.0,
+         memory: bool = True) -> dict:
+    """Run the recorder figures and print them with their ratios."""
+    from hub.init import create_hub
+    from plugins.synthetic import write_clip
+
+    with tempfile.TemporaryDirectory(prefix="porchlight-bench-") as scratch:
+        base = Path(scratch)
+        clip = base / "cam.mp4"
+        write_clip(clip, seconds=seconds, fps=15, size=size, bit_rate=4_000_000)
+        root = base / "hub"
+        create_hub(root, "benchmark passphrase 1", name="bench")
+        ours = record_cpu(clip, root)
+        theirs = ffmpeg_cpu(clip, base / "ffmpeg")
+        minutes = seconds / 60.0
+        results = {"record_cpu_s_per_min": ours / minutes}
+        line = (f"record {size[0]}x{size[1]} 15 fps H.264 into the vault: "
+                f"{ours / minutes:.3f} CPU s per camera-minute")
+        if theirs:
+            results["ffmpeg_cpu_s_per_min"] = theirs / minutes
+            line += f"; ffmpeg -c copy -f segment {theirs / minutes:.3f} (ratio {ours / theirs:.2f})"
+        print(line)
+        total, motion_only, frames = analysis_cpu(clip)
+        per_second = (ours + total) / seconds
+        results.update(analysis_cpu_s_per_min=total / minutes, cameras_per_core=1.0 / per_second)
+        print(f"analysis (decode all {frames} frames, motion at 5 fps): {total / minutes:.2f} CPU s "
+              f"per camera-minute, of which motion {motion_only / minutes:.3f}")
+        print(f"one core sustains about {1.0 / per_second:.1f} such cameras recording + analysing")
+        if memory:
+            small = base / "cam720.mp4"
+            write_clip(small, seconds=20.0, fps=15, size=(1280, 720), bit_rate=2_000_000)
+            mem_root = base / "mem-hub"
+            create_hub(mem_root, "benchmark passphrase 1", name="mem")
+            rss = run_memory(mem_root, small, 4, settle_s)
+            if rss is not None:
+                results["run_rss_4_cameras_mb"] = rss / 2**20
+                print(f"porchlight run with 4 RTSP cameras: {rss / 2**20:.0f} MB resident "
+                      f"(target at most 200 MB)")
+        return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--size", default="1920x1080")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    main(args.seconds, (width, height))
