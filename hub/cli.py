@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from federation.errors import FederationError
+
 from .datadir import default_data_dir
 from .errors import PorchlightError
 from .timeutil import check_window, parse_time
@@ -75,6 +77,40 @@ def build_parser() -> argparse.ArgumentParser:
     _window_args(p, required=False)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("join", help="join a neighbourhood gateway with an invite code")
+    _data_arg(p)
+    p.add_argument("url", help="the gateway's URL")
+    p.add_argument("code", help="the one-time invite code")
+    p.add_argument("--gateway-key", help="the gateway's fingerprint, to pin it (from its operator)")
+
+    alerts = sub.add_parser("alerts", help="neighbourhood alerts")
+    asub = alerts.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = asub.add_parser("post", help="post an alert to the neighbourhood")
+    _data_arg(p)
+    p.add_argument("--category", required=True,
+                   help="crime, safety, suspicious, unknown visitor, lost pet or neighbourly")
+    p.add_argument("--text", required=True)
+    p = asub.add_parser("list", help="the alerts feed")
+    _data_arg(p)
+    p.add_argument("--json", action="store_true")
+
+    gateway = sub.add_parser("gateway", help="run a neighbourhood gateway")
+    gsub = gateway.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = gsub.add_parser("init", help="create a gateway")
+    p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+    p.add_argument("--name", required=True)
+    p.add_argument("--registry-key", help="the registry authority's fingerprint")
+    p = gsub.add_parser("invite", help="print a one-time invite code")
+    p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+    for name in ("block", "unblock"):
+        p = gsub.add_parser(name, help=f"{name} a hub by its kid")
+        p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+        p.add_argument("kid")
+    p = gsub.add_parser("run", help="serve the gateway until SIGTERM")
+    p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+    p.add_argument("--listen", default="127.0.0.1:8470")
+    p.add_argument("--public-url", help="the URL hubs use to reach this gateway")
+
     footage = sub.add_parser("footage", help="the encrypted footage vault")
     fsub = footage.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = fsub.add_parser("import", help="seal media files into the vault (no passphrase needed)")
@@ -130,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except PorchlightError as err:
         sys.stderr.write(f"porchlight: error: {err}\n")
         return err.exit_code
+    except FederationError as err:
+        sys.stderr.write(f"porchlight: error: {err.message}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("porchlight: interrupted\n")
         return 130

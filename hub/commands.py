@@ -239,7 +239,115 @@ def cmd_events_list(args) -> int:
     return 0
 
 
+def cmd_join(args) -> int:
+    from federation.keys import fingerprint
+
+    from .neighbourhood import join
+
+    hub = _hub(args)
+    try:
+        membership = join(hub, args.url, args.code, pin=args.gateway_key)
+    finally:
+        hub.close()
+    print(f"joined {membership.gateway_name} at {membership.url}")
+    print(f"pinned gateway key {fingerprint(membership.gateway_kid)}")
+    print(f"registered cell {membership.cell} (your exact location stays on this hub)")
+    return 0
+
+
+def cmd_alerts_post(args) -> int:
+    from .alerts import parse_category
+    from .neighbourhood import queue_alert
+
+    category = parse_category(args.category)
+    hub = _hub(args)
+    try:
+        posted = queue_alert(hub, category, args.text)
+    finally:
+        hub.close()
+    for channel, alert in posted.items():
+        print(f"queued for the {channel}: {alert}")
+    print("the running hub (`porchlight run`) delivers it, retrying while a peer is down")
+    return 0
+
+
+def cmd_alerts_list(args) -> int:
+    from .alerts import list_alerts
+
+    hub = _hub(args)
+    try:
+        alerts = list_alerts(hub.db)
+    finally:
+        hub.close()
+    if args.json:
+        print_json([a.as_json() for a in alerts])
+    elif not alerts:
+        print("no alerts")
+    else:
+        for a in alerts:
+            print(f"{iso(a.issued)}  {a.category.replace('_', ' '):<15} {a.verification}: {a.text}")
+    return 0
+
+
+def _gateway_call(fn, *args, **kwargs):
+    from federation.errors import FederationError
+
+    try:
+        return fn(*args, **kwargs)
+    except FederationError as err:
+        raise PorchlightError(err.message) from err
+
+
+def cmd_gateway_init(args) -> int:
+    from federation.gateway import init_gateway
+
+    info = _gateway_call(init_gateway, args.data, name=args.name, registry_key=args.registry_key)
+    print(f"created gateway {info.name!r} in {info.data_dir}")
+    print(f"gateway key fingerprint (give it to your neighbours): {info.fingerprint}")
+    return 0
+
+
+def cmd_gateway_invite(args) -> int:
+    from federation.gateway import create_invite
+
+    print(_gateway_call(create_invite, args.data))
+    return 0
+
+
+def cmd_gateway_block(args) -> int:
+    from federation.gateway import block_hub
+
+    _gateway_call(block_hub, args.data, args.kid)
+    print(f"blocked {args.kid}")
+    return 0
+
+
+def cmd_gateway_unblock(args) -> int:
+    from federation.gateway import unblock_hub
+
+    done = _gateway_call(unblock_hub, args.data, args.kid)
+    print(f"unblocked {args.kid}" if done else f"{args.kid} was not blocked")
+    return 0
+
+
+def cmd_gateway_run(args) -> int:
+    from federation.gateway import parse_listen, run_gateway
+
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    _gateway_call(run_gateway, args.data, host, port, public_url=args.public_url,
+                  on_ready=lambda where: print(
+                      f"porchlight: gateway listening on {where.url} as {where.kid}", flush=True))
+    return 0
+
+
 _COMMANDS = {
+    "join": cmd_join, "alerts_post": cmd_alerts_post, "alerts_list": cmd_alerts_list,
+    "gateway_init": cmd_gateway_init, "gateway_invite": cmd_gateway_invite,
+    "gateway_block": cmd_gateway_block, "gateway_unblock": cmd_gateway_unblock,
+    "gateway_run": cmd_gateway_run,
     "camera_add": cmd_camera_add, "camera_list": cmd_camera_list,
     "camera_remove": cmd_camera_remove, "events_list": cmd_events_list,
     "init": cmd_init, "run": cmd_run, "demo": cmd_demo,

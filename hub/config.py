@@ -102,6 +102,14 @@ class WebSection(Strict):
     listen: str = Field(default="127.0.0.1:8765", pattern=r"^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
 
 
+class LanSection(Strict):
+    """Exchanging alerts with hubs on the same LAN, found by mDNS (off unless the owner opts in)."""
+
+    enabled: bool = False
+    listen: str = Field(default="0.0.0.0:8766", pattern=r"^[^\s:]+:\d{1,5}$")
+    interfaces: list[str] = []
+
+
 class CameraEntry(BaseModel):
     """The keys every camera has; its source plugin validates the rest by `type`."""
 
@@ -124,6 +132,7 @@ class Config(Strict):
     vault: VaultSection = VaultSection()
     retention: RetentionSection = RetentionSection()
     web: WebSection = WebSection()
+    lan: LanSection = LanSection()
     cameras: list[CameraEntry] = []
 
     @field_validator("cameras")

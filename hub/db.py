@@ -45,9 +45,25 @@ def _m2_cameras(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m3_neighbourhood(db: sqlite_utils.Database) -> None:
+    db["alerts"].create(
+        {"id": str, "author": str, "category": str, "text": str, "cell": str, "issued": str,
+         "expires": str, "received": str, "via": str, "verification": str, "attachments": str,
+         "token": str},
+        pk="id", not_null={"author", "category", "text", "cell", "issued", "expires", "token"},
+    )
+    db["alerts"].create_index(["issued"])
+    db["federation_state"].create({"key": str, "value": str}, pk="key")
+    db["outbox"].create(
+        {"id": str, "channel": str, "token": str, "created": str, "attempts": int,
+         "last_error": str, "delivered": str, "delivered_to": str, "expires": str},
+        pk="id",
+    )
+
+
 # Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
 # beta), and PRAGMA user_version is all a linear list needs.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault, _m2_cameras]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault, _m2_cameras, _m3_neighbourhood]
 
 
 def connect(path: Path) -> sqlite_utils.Database:

@@ -17,6 +17,7 @@ from .datadir import DataDir
 from .db import connect
 from .household import vault_recipients
 from .maintenance import VaultMaintenance
+from .neighbourhood import NeighbourhoodService
 from .plugins import build_plugin_manager
 from .retention import RetentionPolicy
 from .timeutil import utcnow
@@ -59,6 +60,7 @@ class Hub:
             )
             await stack.enter_async_context(maintenance)
             await stack.enter_async_context(CameraService(self))
+            self.neighbourhood = await stack.enter_async_context(NeighbourhoodService(self))
             web = await stack.enter_async_context(WebServer(make_app(self), host, port))
             self.pm.hook.porchlight_startup(hub=self)
             log.info("hub %s running", self.config.hub.name)

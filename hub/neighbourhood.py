@@ -1,0 +1,224 @@
+"""The hub in its neighbourhood: joining a gateway, posting alerts, and the services of `run`
+that keep the gateway stream and the outbox moving.
+
+Posting only queues: the running hub delivers each queued alert to the gateway and to LAN
+neighbours with retries, backoff and a circuit breaker per peer, so nothing is lost while a
+peer is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from federation.cells import cell_for
+from federation.client import GatewayClient, Membership, join_gateway, verify_relayed
+from federation.delivery import CircuitOpen, DeliveryFailed
+from federation.errors import FederationError
+from federation.jws import sign_message, verify_message
+from federation.keys import KeySet, SigningKey, load_private_key
+from federation.replay import SqliteReplayStore
+from federation.schemas import TYP_ALERT
+
+from .alerts import OWN, VERIFIED_MEMBER, alert_id, store_alert
+from .datadir import DataDir, write_private
+from .errors import PorchlightError, UsageError
+from .timeutil import iso, utcnow
+
+log = logging.getLogger(__name__)
+OUTBOX_POLL_S = 0.5
+ALERT_LIFETIME_S = 7 * 24 * 3600
+
+
+def membership_path(data: DataDir) -> Path:
+    """Return where the hub keeps its gateway membership (the pinned gateway key)."""
+    return data.root / "federation" / "membership.json"
+
+
+def load_membership(data: DataDir) -> Membership | None:
+    """Return the hub's membership, or None if it has not joined a gateway."""
+    path = membership_path(data)
+    if not path.exists():
+        return None
+    return Membership.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def hub_key(data: DataDir) -> SigningKey:
+    """Load the hub's Ed25519 signing key."""
+    return load_private_key(data.hub_key)
+
+
+def hub_cell(hub) -> str:
+    """Return the hub's H3 resolution-7 cell: all that the neighbourhood learns of where it is."""
+    location = hub.config.hub.location
+    if location is None:
+        raise UsageError("this hub has no location: add `location = { lat = .., lon = .. }` to "
+                         "[hub] in config.toml (it stays on the hub; only a coarse cell is shared)")
+    return cell_for(location.lat, location.lon)
+
+
+def join(hub, url: str, code: str, pin: str | None = None) -> Membership:
+    """Join the gateway at url with an invite code, pin its key, and store the membership."""
+    if load_membership(hub.data) is not None:
+        raise PorchlightError("this hub is already a member of a gateway "
+                              f"({load_membership(hub.data).url}); leave it first")
+    try:
+        membership = asyncio.run(join_gateway(url, code, hub_key(hub.data), hub_cell(hub), pin=pin))
+    except FederationError as err:
+        raise PorchlightError(f"could not join {url}: {err.message}") from err
+    write_private(membership_path(hub.data), json.dumps(membership.to_dict(), indent=2).encode())
+    return membership
+
+
+def queue_alert(hub, category: str, text: str, attachments: list[dict] | None = None) -> dict:
+    """Sign an alert for each channel this hub has (gateway, LAN), keep it, and queue delivery."""
+    from .lan import LAN_AUDIENCE
+
+    key = hub_key(hub.data)
+    cell = hub_cell(hub)
+    membership = load_membership(hub.data)
+    now = int(hub.clock().timestamp())
+    channels: list[tuple[str, str]] = []
+    if membership is not None:
+        channels.append(("gateway", membership.gateway_kid))
+    if hub.config.lan.enabled:
+        channels.append(("lan", LAN_AUDIENCE))
+    if not channels:
+        raise UsageError("this hub has no neighbours yet: join a gateway with `porchlight join "
+                         "URL CODE`, or enable [lan] in config.toml")
+    posted = {}
+    for channel, audience in channels:
+        claims = {"aud": audience, "category": category, "text": text, "cell": cell,
+                  "attachments": attachments or [], "iat": now, "exp": now + ALERT_LIFETIME_S}
+        token = sign_message(key, TYP_ALERT, claims, now=now)
+        message = verify_message(token, typ=TYP_ALERT, trusted=KeySet([key.public_jwk]),
+                                 audience=audience, now=now)
+        store_alert(hub.db, token, message, via=channel, verification=OWN)
+        with hub.db.write_lock:
+            hub.db["outbox"].insert({"id": uuid.uuid4().hex, "channel": channel, "token": token,
+                                     "created": iso(utcnow()), "attempts": 0, "last_error": "",
+                                     "delivered": None, "delivered_to": "[]",
+                                     "expires": iso(datetime.fromtimestamp(now + ALERT_LIFETIME_S, UTC))})
+        posted[channel] = alert_id(token)
+    return posted
+
+
+class NeighbourhoodService:
+    """Consume the gateway's stream, serve the LAN, and deliver the outbox while the hub runs."""
+
+    def __init__(self, hub) -> None:
+        self.hub = hub
+        self.membership = load_membership(hub.data)
+        self.key = hub_key(hub.data)
+        (hub.data.root / "federation").mkdir(exist_ok=True)
+        self.replay = SqliteReplayStore(hub.data.root / "federation" / "replay.db")
+        self.client: GatewayClient | None = None
+        self.lan = None
+        self.tasks: list[asyncio.Task] = []
+        self.gateway_state = "not a member"
+
+    async def __aenter__(self) -> NeighbourhoodService:
+        if self.membership is not None:
+            self.client = GatewayClient.for_membership(self.membership, self.key)
+            self.tasks.append(asyncio.create_task(self._consume(), name="gateway-stream"))
+        if self.hub.config.lan.enabled:
+            from .lan import LanService
+
+            host, _, port = self.hub.config.lan.listen.rpartition(":")
+            self.lan = LanService(self.hub, self.key, host, int(port),
+                                  list(self.hub.config.lan.interfaces), self.replay)
+            await self.lan.__aenter__()
+        if self.client is not None or self.lan is not None:
+            self.tasks.append(asyncio.create_task(self._deliver(), name="outbox"))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.lan is not None:
+            await self.lan.__aexit__(*exc)
+        if self.client is not None:
+            await self.client.close()
+
+    def _last_seq(self) -> int:
+        row = self.hub.db.execute(
+            "select value from federation_state where key = 'gateway_seq'").fetchone()
+        return int(row[0]) if row else self.membership.since
+
+    def _store_seq(self, seq: int) -> None:
+        with self.hub.db.write_lock:
+            self.hub.db["federation_state"].upsert({"key": "gateway_seq", "value": str(seq)},
+                                                  pk="key")
+
+    def _on_state(self, state: str) -> None:
+        if state != self.gateway_state:
+            log.info("gateway %s: %s", self.membership.url, state)
+            self.gateway_state = state
+
+    async def _consume(self) -> None:
+        try:
+            async for message in self.client.stream(self._last_seq(), self._store_seq,
+                                                    on_state=self._on_state):
+                await asyncio.to_thread(self._accept, message)
+        except FederationError as err:
+            log.error("gateway stream stopped: %s", err)
+            self._on_state(f"refused: {err}")
+
+    def _accept(self, message) -> None:
+        try:
+            verified = verify_relayed(message, gateway_kid=self.membership.gateway_kid,
+                                      now=self.hub.clock().timestamp(), replay_store=self.replay)
+        except FederationError as err:
+            log.warning("dropped a relayed %s: %s", message.kind, err)
+            return
+        if store_alert(self.hub.db, message.jws, verified, via="gateway",
+                       verification=VERIFIED_MEMBER):
+            claims = verified.claims
+            self.hub.emit({"kind": "alert", "via": "gateway", "id": message.id,
+                           "category": claims["category"],
+                           "summary": f"neighbourhood alert ({claims['category']})"})
+
+    async def _deliver(self) -> None:
+        while True:
+            rows = list(self.hub.db["outbox"].rows_where("delivered is null", order_by="created"))
+            for row in rows:
+                await self._send(row)
+            await asyncio.sleep(OUTBOX_POLL_S)
+
+    async def _send(self, row: dict) -> None:
+        if row["expires"] and row["expires"] <= iso(self.hub.clock()):
+            self._update(row, error="expired before every peer had it", done=True)
+            return
+        try:
+            if row["channel"] == "gateway" and self.client is not None:
+                await self.client.post_alert(row["token"])
+                self._update(row, error="", done=True)
+            elif row["channel"] == "lan" and self.lan is not None:
+                # LAN neighbours come and go: deliver to each one seen until the alert expires.
+                done = set(json.loads(row["delivered_to"] or "[]"))
+                outcome = await self.lan.broadcast(row["token"], skip=done)
+                if outcome:
+                    done |= {kid for kid, result in outcome.items() if result == "delivered"}
+                    errors = {k: v for k, v in outcome.items() if v != "delivered"}
+                    self._update(row, error=json.dumps(errors) if errors else "",
+                                 delivered_to=sorted(done))
+        except (CircuitOpen, DeliveryFailed) as err:
+            self._update(row, error=str(err))
+        except FederationError as err:
+            # Refused for good (schema, expired): retrying cannot help; keep why.
+            self._update(row, error=str(err), done=True)
+
+    def _update(self, row: dict, *, error: str, done: bool = False,
+                delivered_to: list[str] | None = None) -> None:
+        changes = {"attempts": row["attempts"] + 1, "last_error": error}
+        if delivered_to is not None:
+            changes["delivered_to"] = json.dumps(delivered_to)
+        if done:
+            changes["delivered"] = iso(utcnow())
+        with self.hub.db.write_lock:
+            self.hub.db["outbox"].update(row["id"], changes)
