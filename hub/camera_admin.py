@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import tomlkit
 from pydantic import ValidationError
 
 from .cameras import split_credentials
-from .config import CAMERA_NAME, CONFIG_NAME, CameraEntry, describe, parse_config
+from .config import CONFIG_NAME, CameraEntry, check_camera_name, describe, parse_config
 from .datadir import DataDir, write_private
 from .errors import ConfigError, UsageError
 from .plugins import build_plugin_manager, collect_types
@@ -30,18 +31,14 @@ def _save(data: DataDir, document: tomlkit.TOMLDocument) -> None:
 def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: str | None = None,
                synthetic: bool = False, mode: str = "continuous") -> dict:
     """Add a camera to config.toml; a password in an RTSP URL moves to a secret file."""
-    if not CAMERA_NAME.match(name):
-        raise UsageError(f"camera name {name!r} is not valid: use 1-32 of a-z, 0-9, '-' and '_', "
-                         "starting with a letter or digit")
+    check_camera_name(name)
     if (rtsp is None) == (not synthetic):
         raise UsageError("say what the camera is: --rtsp URL or --synthetic")
-    document = _load(data)
-    cameras = document.get("cameras")
-    if cameras is not None and any(c["name"] == name for c in cameras):
-        raise UsageError(f"camera {name!r} already exists; remove it first")
+    document = _load_for_new(data, name)
     table = tomlkit.table()
     table["name"] = name
     secret: Path | None = None
+    password: str | None = None
     if synthetic:
         table["type"] = "synthetic"
     else:
@@ -58,8 +55,20 @@ def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: s
             inline["file"] = f"secrets/{name}.password"
             table["password"] = inline
     table["mode"] = mode
+    return _commit(data, document, table, secret, password)
+
+
+def _load_for_new(data: DataDir, name: str) -> tomlkit.TOMLDocument:
+    document = _load(data)
+    if any(c["name"] == name for c in document.get("cameras") or []):
+        raise UsageError(f"camera {name!r} already exists; remove it first")
+    return document
+
+
+def _commit(data: DataDir, document, table, secret: Path | None, password: str | None) -> dict:
+    """Validate the new camera, write its secret (0600) and the config; undo the secret on failure."""
     _validate(table)
-    if cameras is None:
+    if document.get("cameras") is None:
         document["cameras"] = tomlkit.aot()
     document["cameras"].append(table)
     if secret is not None:
@@ -94,3 +103,46 @@ def remove_camera(data: DataDir, name: str) -> None:
     del cameras[index]
     _save(data, document)
     (data.root / "secrets" / f"{name}.password").unlink(missing_ok=True)
+
+
+def add_onvif_camera(data: DataDir, name: str, *, onvif: str, user: str | None,
+                     password_file: Path | None, profile: str | None = None,
+                     mode: str = "continuous") -> dict:
+    """Add an ONVIF camera (HOST[:PORT]) to config.toml; its password goes to a secret file."""
+    check_camera_name(name)
+    host, port = _host_port(onvif)
+    password = None
+    if password_file is not None:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read the password file {password_file}: {err}") from err
+        if not password:
+            raise UsageError(f"the password file {password_file} is empty")
+    document = _load_for_new(data, name)
+    table = tomlkit.table()
+    table["name"] = name
+    table["type"] = "onvif"
+    table["host"] = host
+    table["port"] = port
+    if user:
+        table["user"] = user
+    secret = data.root / "secrets" / f"{name}.password"
+    if password:
+        inline = tomlkit.inline_table()
+        inline["file"] = f"secrets/{name}.password"
+        table["password"] = inline
+    if profile is not None:
+        table["profile"] = int(profile) if profile.isdigit() else profile
+    table["mode"] = mode
+    return _commit(data, document, table, secret if password else None, password)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """Split HOST[:PORT] or [IPv6][:PORT]; ONVIF's default port is 80."""
+    match = re.fullmatch(r"\[(?P<v6>[0-9a-fA-F:.]+)\](?::(?P<p6>\d{1,5}))?|"
+                         r"(?P<host>[^\s:/@\[\]]+)(?::(?P<port>\d{1,5}))?", text.strip())
+    port = match and (match["p6"] or match["port"])
+    if not match or (port and not 0 < int(port) < 65536):
+        raise UsageError(f"--onvif {text!r} is not HOST[:PORT] (example: 192.168.1.20:80)")
+    return match["v6"] or match["host"], int(port) if port else 80

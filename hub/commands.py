@@ -179,9 +179,35 @@ def cmd_camera_add(args) -> int:
     from .datadir import DataDir
 
     data = DataDir(args.data).require()
-    table = add_camera(data, args.name, rtsp=args.rtsp, sub_rtsp=args.sub_rtsp,
-                       synthetic=args.synthetic, mode=args.mode)
+    if args.onvif:
+        from .camera_admin import add_onvif_camera
+
+        table = add_onvif_camera(data, args.name, onvif=args.onvif, user=args.user,
+                                 password_file=args.password_file, profile=args.profile,
+                                 mode=args.mode)
+    else:
+        if args.user or args.password_file or args.profile:
+            raise UsageError("--user, --password-file and --profile are for --onvif cameras; "
+                             "an RTSP URL carries its credentials (rtsp://user:pass@host/path)")
+        table = add_camera(data, args.name, rtsp=args.rtsp, sub_rtsp=args.sub_rtsp,
+                           synthetic=args.synthetic, mode=args.mode)
     print(f"added camera {args.name} ({table['type']}, {args.mode})")
+    return 0
+
+
+def cmd_camera_discover(args) -> int:
+    from .discovery import discover_cameras
+
+    found = discover_cameras(timeout=args.timeout)
+    if args.json:
+        print_json(found)
+    elif not found:
+        print("no cameras answered (ONVIF WS-Discovery, mDNS _rtsp._tcp)")
+    else:
+        for item in found:
+            where = item.get("url") or ", ".join(item.get("xaddrs") or []) or \
+                f"{item['host']}:{item['port']}"
+            print(f"{item['kind']:<6} {item.get('name') or '-':<30} {where}")
     return 0
 
 
@@ -349,7 +375,7 @@ _COMMANDS = {
     "gateway_block": cmd_gateway_block, "gateway_unblock": cmd_gateway_unblock,
     "gateway_run": cmd_gateway_run,
     "camera_add": cmd_camera_add, "camera_list": cmd_camera_list,
-    "camera_remove": cmd_camera_remove, "events_list": cmd_events_list,
+    "camera_remove": cmd_camera_remove, "camera_discover": cmd_camera_discover, "events_list": cmd_events_list,
     "init": cmd_init, "run": cmd_run, "demo": cmd_demo,
     "footage_import": cmd_footage_import, "footage_list": cmd_footage_list,
     "footage_export": cmd_footage_export, "footage_prune": cmd_footage_prune,

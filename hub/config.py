@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 
 CONFIG_NAME = "config.toml"
 CAMERA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -26,6 +26,15 @@ AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def check_camera_name(name: str) -> None:
+    """Refuse a camera name that could not be a directory name in the vault."""
+    if not CAMERA_NAME.match(name):
+        raise UsageError(
+            f"camera name {name!r} is not valid: use 1-32 of a-z, 0-9, '-' and '_', "
+            "starting with a letter or digit"
+        )
 
 
 def parse_size(value: Any) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyrage
 
-from .config import CAMERA_NAME
+from .config import check_camera_name
 from .errors import MediaError, PorchlightError, UsageError
 from .media import SEGMENT_TYPE, join_segments, split_media
 from .progress import progress_bar
@@ -20,15 +20,6 @@ from .timeutil import check_window
 from .vault import Segment
 
 log = logging.getLogger(__name__)
-
-
-def check_camera_name(name: str) -> None:
-    """Refuse a camera name that could not be a directory name in the vault."""
-    if not CAMERA_NAME.match(name):
-        raise UsageError(
-            f"camera name {name!r} is not valid: use 1-32 of a-z, 0-9, '-' and '_', "
-            "starting with a letter or digit"
-        )
 
 
 def import_files(

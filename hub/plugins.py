@@ -14,6 +14,7 @@ DEFAULT_PLUGINS = (
     "plugins.log_notifier",
     "plugins.synthetic_camera",
     "plugins.rtsp_camera",
+    "plugins.onvif_camera",
     "plugins.motion_analyzer",
 )
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import av
 
 from .cameras import CameraSource, CameraState, CameraUnavailable, classify_open_error, redact_url
+from .errors import PorchlightError
 from .media import SEGMENT_TYPE, ClosedSegment, SegmentCutter
 from .recording_rules import Interval, segment_expired, segment_needed
 from .vault import Vault
@@ -156,6 +157,9 @@ class CameraRecorder:
             return self.source.open_record()
         except CameraUnavailable:
             raise
+        except PorchlightError as err:
+            # An unreadable password secret: the owner must fix the credentials.
+            raise CameraUnavailable(f"camera {self.name}: {err}", CameraState.AUTH_FAILED) from err
         except (av.error.FFmpegError, OSError) as err:
             raise classify_open_error(err, f"camera {self.name}") from err
 
