@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 import av
 
-from .cameras import CameraState, build_source
+from .cameras import CameraState, build_source, redact_url
 from .config import CameraEntry, load_config
-from .errors import ConfigError
+from .errors import ConfigError, PorchlightError
 from .events import record_event
 from .plugins import collect_types
 from .recorder import CameraRecorder, MotionTimeline
@@ -36,6 +36,8 @@ class CameraAnalysis:
         self.timeline = timeline
         self.last_ts = float("-inf")
         self.active = False
+        self.started: datetime | None = None
+        self.worker: AnalysisWorker | None = None
 
     def on_frame(self, frame: av.VideoFrame, at: datetime) -> None:
         """Analyse a frame if the 5 fps budget allows it."""
@@ -48,6 +50,21 @@ class CameraAnalysis:
     def finish(self) -> None:
         """Close any open event when the camera stops."""
         self._apply(self.analyzer.finish())
+
+    def on_motion_state(self, moving: bool, at: datetime) -> None:
+        """Follow motion reported by the camera itself (no snapshot, no zones)."""
+        if moving and not self.active:
+            self.timeline.begin(at)
+            self.started = at
+        elif not moving and self.active:
+            self.timeline.end(at)
+            row = record_event(self.hub.vault, self.camera, {
+                "start": self.started.timestamp(), "end": at.timestamp(), "zones": [],
+                "peak_area": 0.0, "snapshot": None})
+            self.hub.emit({"kind": "motion", "camera": self.camera, "id": row["id"],
+                           "start": row["start"], "end": row["end"],
+                           "summary": f"motion on {self.camera} at {row['start']} (camera events)"})
+        self.active = moving
 
     def _apply(self, update) -> None:
         if update.active and not self.active:
@@ -66,6 +83,68 @@ class CameraAnalysis:
         elif self.active and not update.active:
             self.timeline.end(datetime.now(UTC))
         self.active = update.active
+
+
+class AnalysisWorker:
+    """Analyse a camera from its sub stream, or its ONVIF motion events, in a thread of its own.
+
+    When the camera has neither, it hands the recorder the job of passing on decoded frames of
+    the recorded stream, and stops.
+    """
+
+    def __init__(self, name: str, source, analysis: CameraAnalysis, recorder: CameraRecorder,
+                 clock) -> None:
+        self.name = name
+        self.source = source
+        self.analysis = analysis
+        self.recorder = recorder
+        self.clock = clock
+        self.stop_event = recorder.stop_event
+        self.thread = threading.Thread(target=self.run, name=f"analysis-{name}", daemon=True)
+
+    def run(self) -> None:
+        """Pick the cheapest analysis the camera allows and run it until the camera stops."""
+        if self._events():
+            return
+        backoff = 1.0
+        while not self.stop_event.is_set():
+            try:
+                container = self.source.open_analysis()
+            except (PorchlightError, av.error.FFmpegError, OSError) as err:
+                log.info("camera %s: analysis stream unavailable (%s)", self.name,
+                         redact_url(str(err)))
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if container is None:
+                self.recorder.on_frame = self.analysis.on_frame
+                return
+            backoff = 1.0
+            try:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    if self.stop_event.is_set():
+                        break
+                    self.analysis.on_frame(frame, self.clock())
+            except (av.error.FFmpegError, OSError) as err:
+                log.info("camera %s: analysis stream dropped (%s)", self.name, redact_url(str(err)))
+            finally:
+                container.close()
+
+    def _events(self) -> bool:
+        """Follow the camera's own motion events (ONVIF); return False if it has none."""
+        poll = getattr(self.source, "poll_motion", None)
+        if poll is None or poll() is None:
+            return False
+        log.info("camera %s: using the camera's own motion events", self.name)
+        while not self.stop_event.is_set():
+            moving = poll()
+            if moving is None:
+                return False  # events went away: analyse frames instead
+            self.analysis.on_motion_state(moving, self.clock())
+            self.stop_event.wait(1.0)
+        return True
 
 
 class CameraService:
@@ -137,18 +216,23 @@ class CameraService:
         recorder = CameraRecorder(
             entry.name, source, self.hub.vault, mode=entry.mode, segment_seconds=segment_seconds,
             pre_roll_s=entry.pre_roll_s, post_roll_s=entry.post_roll_s, clock=self.hub.clock,
-            on_state=self._store_state, on_frame=analysis.on_frame if analysis else None,
-            motion=timeline,
+            on_state=self._store_state, motion=timeline,
         )
         self.running[entry.name] = (entry, recorder, analysis)
         recorder.start()
+        if analysis is not None:
+            analysis.worker = AnalysisWorker(entry.name, source, analysis, recorder, self.hub.clock)
+            analysis.worker.thread.start()
         log.info("camera %s: started (%s, %s)", entry.name, entry.type, entry.mode)
 
     def _stop(self, name: str) -> None:
         entry, recorder, analysis = self.running.pop(name)
+        recorder.stop_event.set()
+        if analysis is not None and analysis.worker is not None:
+            analysis.worker.thread.join(timeout=10)
+        recorder.stop()  # joins the recorder, then closes the source both threads used
         if analysis is not None:
             analysis.finish()
-        recorder.stop()
         log.info("camera %s: stopped (%d segments sealed)", name, recorder.sealed)
 
     def stop_all(self) -> None:

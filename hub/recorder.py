@@ -166,7 +166,6 @@ class CameraRecorder:
     def _record(self, container: av.container.InputContainer) -> None:
         video = container.streams.video[0]
         cutter = SegmentCutter(video, [], self.segment_seconds)
-        decode = self.on_frame is not None
         starts: dict[float, datetime] = {}
         try:
             for packet in container.demux(video):
@@ -174,9 +173,12 @@ class CameraRecorder:
                     break
                 now = self.clock()
                 # Decode before the cutter muxes the packet: muxing rewrites its timestamps.
-                if decode and packet.dts is not None and (cutter.started or packet.is_keyframe):
+                # on_frame is set when this stream is also the one analysed (no sub stream).
+                on_frame = self.on_frame
+                if on_frame is not None and packet.dts is not None and \
+                        (cutter.started or packet.is_keyframe):
                     for frame in packet.decode():
-                        self.on_frame(frame, now)
+                        on_frame(frame, now)
                 closed = cutter.feed(packet)
                 opened = cutter.open_start
                 if opened is not None and opened not in starts:

@@ -327,3 +327,26 @@ def test_segments_decode_alone(hub_dir, clip25, household_identity):
         assert counts == [150, 150, 75]
     finally:
         hub.close()
+
+
+def test_extra_recipients_can_read_new_segments(hub_dir, clip25, household_identity):
+    """A paper recovery key in [vault] extra_recipients decrypts every segment sealed after it."""
+    import pyrage
+
+    from hub.footage import import_files
+    from hub.service import Hub
+    from hub.timeutil import parse_time
+
+    paper = pyrage.x25519.Identity.generate()
+    config = hub_dir / "config.toml"
+    config.write_text(config.read_text().replace(
+        "extra_recipients = []", f'extra_recipients = ["{paper.to_public()}"]'))
+    hub = Hub(hub_dir)
+    try:
+        [first, *_] = import_files(hub, "porch", parse_time(START), [clip25], progress=False)
+        ciphertext = (hub_dir / first.path).read_bytes()
+        by_paper = pyrage.decrypt(ciphertext, [paper])
+        assert by_paper == hub.vault.read(first, household_identity)
+        assert ciphertext.count(b"\n-> X25519 ") == 2  # one stanza per recipient
+    finally:
+        hub.close()

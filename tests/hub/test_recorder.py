@@ -215,3 +215,32 @@ def test_camera_add_bad_input(hub_dir, cli):
         "porchlight: error: no camera 'nope' in config.toml\n")
     assert (hub_dir / "config.toml").read_text() == before
     assert not (hub_dir / "secrets").exists()
+
+
+@needs_gst
+def test_motion_is_analysed_on_the_sub_stream(rtsp_server, tmp_path, hub_dir, cli,  # noqa: F811
+                                              household_identity):
+    """The main stream is a still scene and the sub stream shows a walker: events prove that the
+    detector decoded the sub stream, while the main stream was the one recorded."""
+    from plugins.synthetic import write_scenario
+
+    still, walker = tmp_path / "still.mp4", tmp_path / "walker.mp4"
+    write_scenario(still, "sensor_noise", seconds=12.0, fps=15)
+    write_scenario(walker, "walking_figure", seconds=12.0, fps=15, size=(320, 180))
+    server = rtsp_server(files={"/main": still, "/sub": walker})
+    assert cli("camera", "add", "--data", hub_dir, "porch", "--rtsp", server.url("/main"),
+               "--sub-rtsp", server.url("/sub"), "--mode", "motion")[0] == 0
+    hub = HubProcess(hub_dir)
+    time.sleep(30)
+    hub.stop()
+    events = json.loads(cli("events", "list", "--data", hub_dir, "--json")[1])
+    assert events, "no motion found on the sub stream"
+    assert all(e["segments"] for e in events)
+    opened = Hub(hub_dir)
+    try:
+        segment = next(s for s in opened.vault.segments() if s.media_type == "video/mp4")
+        data = opened.vault.read(segment, household_identity)
+    finally:
+        opened.close()
+    with av.open(io.BytesIO(data)) as container:
+        assert container.streams.video[0].width == 640  # the main stream (the sub is 320 wide)
