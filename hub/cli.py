@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("join", help="join a neighbourhood gateway with an invite code")
     _data_arg(p)
-    p.add_argument("url", help="the gateway's URL")
+    p.add_argument("url", nargs="?", help="the gateway's URL (default: find it on the LAN by mDNS)")
     p.add_argument("code", help="the one-time invite code")
     p.add_argument("--gateway-key", help="the gateway's fingerprint, to pin it (from its operator)")
 
@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
     p.add_argument("--listen", default="127.0.0.1:8470")
     p.add_argument("--public-url", help="the URL hubs use to reach this gateway")
+    p.add_argument("--lan", action="store_true",
+                   help="advertise the gateway on the LAN (mDNS) so new hubs find it")
+    p.add_argument("--lan-interface", action="append", default=[], metavar="ADDR",
+                   help="the address to advertise on (repeatable; default: all)")
 
     footage = sub.add_parser("footage", help="the encrypted footage vault")
     fsub = footage.add_subparsers(dest="action", required=True, parser_class=_Parser)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 
 from .cli import print_json, window
 from .errors import PorchlightError, UsageError
@@ -272,13 +273,29 @@ def cmd_join(args) -> int:
 
     hub = _hub(args)
     try:
-        membership = join(hub, args.url, args.code, pin=args.gateway_key)
+        url = args.url or _gateway_on_the_lan(hub)
+        membership = join(hub, url, args.code, pin=args.gateway_key)
     finally:
         hub.close()
     print(f"joined {membership.gateway_name} at {membership.url}")
     print(f"pinned gateway key {fingerprint(membership.gateway_kid)}")
     print(f"registered cell {membership.cell} (your exact location stays on this hub)")
     return 0
+
+
+def _gateway_on_the_lan(hub) -> str:
+    from federation.mdns import browse
+
+    found = [g for g in browse(3.0, list(hub.config.lan.interfaces) or None, role="gateway")
+             if g.url]
+    if not found:
+        raise UsageError("no gateway answered on the LAN (mDNS); give its URL: "
+                         "`porchlight join URL CODE`")
+    if len({g.url for g in found}) > 1:
+        listing = ", ".join(sorted({g.url for g in found}))
+        raise UsageError(f"several gateways on the LAN ({listing}); give the URL of yours")
+    print(f"found gateway {found[0].kid[:12]} on the LAN at {found[0].url}")
+    return found[0].url
 
 
 def cmd_alerts_post(args) -> int:
@@ -363,9 +380,28 @@ def cmd_gateway_run(args) -> int:
         host, port = parse_listen(args.listen)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    _gateway_call(run_gateway, args.data, host, port, public_url=args.public_url,
-                  on_ready=lambda where: print(
-                      f"porchlight: gateway listening on {where.url} as {where.kid}", flush=True))
+    advertisers = []
+
+    def ready(where) -> None:
+        print(f"porchlight: gateway listening on {where.url} as {where.kid}", flush=True)
+        if args.lan:
+            from urllib.parse import urlsplit
+
+            from federation.mdns import Advertiser, service_info
+
+            address = args.lan_interface[0] if args.lan_interface else urlsplit(where.url).hostname
+            # Zeroconf's blocking calls must not run on the gateway's event loop.
+            thread = threading.Thread(target=lambda: advertisers.append(Advertiser(
+                service_info(where.kid, "gateway", address, where.port, where.url),
+                args.lan_interface or None)), name="mdns-advertise", daemon=True)
+            thread.start()
+
+    try:
+        _gateway_call(run_gateway, args.data, host, port, public_url=args.public_url,
+                      on_ready=ready)
+    finally:
+        for advertiser in advertisers:
+            advertiser.close()
     return 0
 
 

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import socket
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +24,7 @@ from federation.delivery import Delivery, TransientError
 from federation.errors import FederationError
 from federation.jws import verify_message
 from federation.keys import KeySet, SigningKey, import_public_jwk, thumbprint
+from federation.mdns import SERVICE, Advertised, parse_service, service_info
 from federation.replay import ReplayStore
 from federation.schemas import TYP_ALERT
 
@@ -32,33 +32,11 @@ from .alerts import LAN_NEIGHBOUR, store_alert
 
 log = logging.getLogger(__name__)
 
-SERVICE = "_porchlight._tcp.local."
 # The `aud` of alerts between hubs of one LAN: a fixed, kid-shaped neighbourhood id (the
 # base64url SHA-256 of "porchlight-lan-v1"), since a LAN has no gateway whose kid could serve.
 LAN_AUDIENCE = base64.urlsafe_b64encode(hashlib.sha256(b"porchlight-lan-v1").digest()).rstrip(
     b"=").decode()
 MAX_BODY = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Peer:
-    """A hub or gateway seen on the LAN."""
-
-    kid: str
-    role: str
-    host: str
-    port: int
-    url: str | None = None
-
-    @property
-    def origin(self) -> str:
-        """Return the peer's LAN API base URL."""
-        return f"http://{self.host}:{self.port}"
-
-
-def _properties(info: AsyncServiceInfo) -> dict[str, str]:
-    return {k.decode(errors="replace"): (v or b"").decode(errors="replace")
-            for k, v in (info.properties or {}).items()}
 
 
 class LanDirectory:
@@ -67,7 +45,7 @@ class LanDirectory:
     def __init__(self, zc: AsyncZeroconf, own_kid: str | None = None) -> None:
         self.zc = zc
         self.own_kid = own_kid
-        self.peers: dict[str, Peer] = {}
+        self.peers: dict[str, Advertised] = {}
         self.keys: dict[str, dict] = {}
         self.browser: AsyncServiceBrowser | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -89,7 +67,7 @@ class LanDirectory:
                    state_change: ServiceStateChange) -> None:
         if state_change is ServiceStateChange.Removed:
             for kid in list(self.peers):
-                if name.startswith(kid[:16]):
+                if kid[:16] in name:
                     self.peers.pop(kid, None)
             return
         task = asyncio.ensure_future(self._resolve(service_type, name))
@@ -100,13 +78,11 @@ class LanDirectory:
         info = AsyncServiceInfo(service_type, name)
         if not await info.async_request(self.zc.zeroconf, 3000):
             return
-        props = _properties(info)
-        kid, role = props.get("kid", ""), props.get("role", "")
-        addresses = info.parsed_addresses(IPVersion.V4Only)
-        if not kid or kid == self.own_kid or not addresses or info.port is None:
+        peer = parse_service(info)
+        if peer is None or peer.kid == self.own_kid:
             return
-        self.peers[kid] = Peer(kid, role, addresses[0], info.port, props.get("url") or None)
-        log.info("LAN: found %s %s at %s:%s", role, kid[:12], addresses[0], info.port)
+        self.peers[peer.kid] = peer
+        log.info("LAN: found %s %s at %s:%s", peer.role, peer.kid[:12], peer.host, peer.port)
 
     async def key_of(self, kid: str, session: aiohttp.ClientSession) -> dict | None:
         """Return a LAN hub's public JWK, fetched from its advertised address and checked."""
@@ -165,10 +141,9 @@ class LanService:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.zc = AsyncZeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only)
         address = self.host if self.host not in ("0.0.0.0", "") else _primary_address()
-        self.info = AsyncServiceInfo(
-            SERVICE, f"{self.key.kid[:16]}.{SERVICE}", addresses=[socket.inet_aton(address)],
-            port=self.port, properties={"kid": self.key.kid, "role": "hub", "v": "1"},
-        )
+        record = service_info(self.key.kid, "hub", address, self.port)
+        self.info = AsyncServiceInfo(record.type, record.name, addresses=record.addresses,
+                                     port=record.port, properties=record.properties)
         await self.zc.async_register_service(self.info)
         self.directory = LanDirectory(self.zc, own_kid=self.key.kid)
         await self.directory.start()

@@ -172,3 +172,20 @@ def test_posting_needs_neighbours_a_location_and_a_category(make_hub, tmp_path):
                            "of: crime, safety, suspicious, unknown visitor, lost pet, "
                            "neighbourly)\n")
     assert _alerts(hub) == []
+
+
+def test_a_new_hub_finds_its_gateway_on_the_lan(tmp_path, make_hub):
+    data = tmp_path / "lan-gateway"
+    _porchlight("gateway", "init", "--data", data, "--name", "Elm Street")
+    running = Running("gateway", "run", "--data", data, "--listen", "127.0.0.1:0", "--lan",
+                      "--lan-interface", "127.0.0.1")
+    try:
+        url = running.ready.split(" on ", 1)[1].split(" as ")[0]
+        hub = make_hub("newcomer", NEAR_A, lan=True)
+        time.sleep(1)
+        code = _porchlight("gateway", "invite", "--data", data).stdout.strip()
+        out = _porchlight("join", "--data", hub, code).stdout
+        assert f"on the LAN at {url}" in out
+        assert "joined Elm Street" in out
+    finally:
+        running.stop()
