@@ -96,3 +96,14 @@ def list_alerts(db, now: datetime | None = None) -> list[StoredAlert]:
         )
         for r in rows
     ]
+
+
+def with_local_copies(alert: StoredAlert, data) -> dict:
+    """Return the alert's JSON with, for each attachment, whether this hub holds a copy."""
+    from .attachments import attachments_dir
+
+    shown = alert.as_json()
+    folder = attachments_dir(data)
+    for attachment in shown["attachments"]:
+        attachment["local"] = (folder / attachment["sha256"]).exists()
+    return shown

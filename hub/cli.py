@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--category", required=True,
                    help="crime, safety, suspicious, unknown visitor, lost pet or neighbourly")
     p.add_argument("--text", required=True)
+    attach = p.add_mutually_exclusive_group()
+    attach.add_argument("--photo", type=Path, help="a JPEG or PNG to share (faces blurred)")
+    attach.add_argument("--event", metavar="ID", help="share a motion event's snapshot (faces blurred)")
+    p.add_argument("--no-blur", action="store_true", help="share faces unblurred (this post only)")
+    _passphrase_arg(p)
     p = asub.add_parser("list", help="the alerts feed")
     _data_arg(p)
     p.add_argument("--json", action="store_true")

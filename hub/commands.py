@@ -305,7 +305,8 @@ def cmd_alerts_post(args) -> int:
     category = parse_category(args.category)
     hub = _hub(args)
     try:
-        posted = queue_alert(hub, category, args.text)
+        attachments = [_alert_photo(hub, args)] if args.photo or args.event else []
+        posted = queue_alert(hub, category, args.text, attachments)
     finally:
         hub.close()
     for channel, alert in posted.items():
@@ -314,8 +315,32 @@ def cmd_alerts_post(args) -> int:
     return 0
 
 
+def _alert_photo(hub, args) -> dict:
+    """Prepare the photo of an alert: a file, or an event's snapshot (which needs the passphrase)."""
+    from .attachments import prepare_photo, store_attachment
+
+    if args.photo:
+        try:
+            data = args.photo.read_bytes()
+        except OSError as err:
+            raise UsageError(f"--photo: cannot read {args.photo}: {err.strerror}") from None
+    else:
+        from .household import read_passphrase, unlock_household_identity
+
+        row = hub.db.execute("select snapshot_segment_id from events where id = ?",
+                             [args.event]).fetchone()
+        if row is None or row[0] is None:
+            raise UsageError(f"--event: no event {args.event!r} with a snapshot on this hub")
+        segment = next(s for s in hub.vault.segments() if s.id == row[0])
+        identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+        data = hub.vault.read(segment, identity)
+    photo, faces = prepare_photo(hub, data, blur=not args.no_blur)
+    print(f"photo: {faces} faces blurred" if not args.no_blur else "photo: faces NOT blurred")
+    return store_attachment(hub.data, photo, "image/jpeg")
+
+
 def cmd_alerts_list(args) -> int:
-    from .alerts import list_alerts
+    from .alerts import list_alerts, with_local_copies
 
     hub = _hub(args)
     try:
@@ -323,7 +348,7 @@ def cmd_alerts_list(args) -> int:
     finally:
         hub.close()
     if args.json:
-        print_json([a.as_json() for a in alerts])
+        print_json([with_local_copies(a, hub.data) for a in alerts])
     elif not alerts:
         print("no alerts")
     else:

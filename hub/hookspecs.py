@@ -37,3 +37,8 @@ def porchlight_event(hub, event):
 @hookspec
 def porchlight_web_routes(hub):
     """Return a list of aiohttp route definitions to add to the hub's web app."""
+
+
+@hookspec(firstresult=True)
+def porchlight_redact_faces(data, media_type):
+    """Return (redacted bytes, faces blurred) for an image or clip to be shared, or None."""

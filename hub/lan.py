@@ -28,7 +28,9 @@ from federation.mdns import SERVICE, Advertised, parse_service, service_info
 from federation.replay import ReplayStore
 from federation.schemas import TYP_ALERT
 
-from .alerts import LAN_NEIGHBOUR, store_alert
+from .alerts import LAN_NEIGHBOUR, OWN, store_alert
+from .attachments import load_attachment, store_attachment
+from .timeutil import iso
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,7 @@ class LanService:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_get("/lan/v1/key", self._key)
         app.router.add_post("/lan/v1/alerts", self._receive)
+        app.router.add_get("/lan/v1/attachments/{sha256}", self._attachment)
         return app
 
     async def __aenter__(self) -> LanService:
@@ -186,7 +189,38 @@ class LanService:
         if stored:
             self.hub.emit({"kind": "alert", "via": "lan", "category": message.claims["category"],
                            "summary": f"LAN alert ({message.claims['category']})"})
+            for attachment in message.claims.get("attachments", []):
+                await self._fetch_attachment(kid, attachment)
         return web.json_response({"accepted": True}, status=202)
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        """Serve a photo this hub shared in one of its alerts that has not expired."""
+        digest = request.match_info["sha256"]
+        shared = await asyncio.to_thread(_shared_attachments, self.hub.db, self.hub.clock())
+        data = load_attachment(self.hub.data, digest) if digest in shared else None
+        if data is None:
+            return _refuse(404, "no such attachment", "not_found")
+        return web.Response(body=data, content_type=shared[digest])
+
+    async def _fetch_attachment(self, kid: str, attachment: dict) -> None:
+        """Fetch an attachment from the author's hub and keep it if it matches its hash."""
+        peer = self.directory.peers.get(kid)
+        if peer is None:
+            return
+        try:
+            async with self.session.get(
+                    f"{peer.origin}/lan/v1/attachments/{attachment['sha256']}") as reply:
+                if reply.status != 200:
+                    return
+                data = await reply.content.read(attachment["size"] + 1)
+        except aiohttp.ClientError as err:
+            log.info("LAN: could not fetch an attachment from %s: %s", peer.origin, err)
+            return
+        if len(data) == attachment["size"] and \
+                hashlib.sha256(data).hexdigest() == attachment["sha256"]:
+            store_attachment(self.hub.data, data, attachment["type"])
+        else:
+            log.warning("LAN: %s served an attachment that does not match its hash", peer.origin)
 
     async def broadcast(self, token: str, skip: set[str] = frozenset()) -> dict[str, str]:
         """Send an alert to every hub on the LAN not in `skip`; return each peer's outcome."""
@@ -211,6 +245,13 @@ class LanService:
             except FederationError as err:
                 outcome[peer.kid] = str(err)
         return outcome
+
+
+def _shared_attachments(db, now) -> dict[str, str]:
+    """Return {sha256: media type} of the attachments of this hub's own unexpired alerts."""
+    rows = db.execute("select attachments from alerts where verification = ? and expires > ?",
+                      [OWN, iso(now)]).fetchall()
+    return {a["sha256"]: a["type"] for (text,) in rows for a in json.loads(text or "[]")}
 
 
 def _refuse(status: int, message: str, reason: str) -> web.Response:

@@ -16,6 +16,7 @@ DEFAULT_PLUGINS = (
     "plugins.rtsp_camera",
     "plugins.onvif_camera",
     "plugins.motion_analyzer",
+    "plugins.redact",
 )
 
 

@@ -26,6 +26,8 @@ import av
 import cv2
 import numpy as np
 
+from hub.hookspecs import hookimpl
+
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
@@ -211,3 +213,22 @@ def blur_faces_in_clip(
 def _default_detector() -> FaceDetector:
     # Loading a cascade takes tens of milliseconds: do it once per process, not per frame.
     return default_face_detector()
+
+
+@hookimpl
+def porchlight_redact_faces(data: bytes, media_type: str) -> tuple[bytes, int] | None:
+    """Blur faces in a photo (re-encoded as JPEG, which also drops EXIF and GPS tags) or a clip."""
+    if media_type in ("image/jpeg", "image/png"):
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError("the photo cannot be decoded")
+        image, count = blur_faces(image)
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise ValueError("the photo cannot be encoded")
+        return encoded.tobytes(), count
+    if media_type == "video/mp4":
+        out = io.BytesIO()
+        count = blur_faces_in_clip(data, out)
+        return out.getvalue(), count
+    return None
