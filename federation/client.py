@@ -1,6 +1,9 @@
-"""A hub's side of the v1 gateway protocol: join, register, post alerts, consume the stream.
+"""A hub's side of the v1 gateway protocol: join, register, alerts, the stream, agency requests.
 
-Every call is hop-signed (RFC 9421) with the hub's hop key. ``GatewayClient.stream`` keeps
+``GatewayHTTP`` makes the calls; ``PublicGatewayClient`` the unsigned ones anyone may make (the
+log, the registry); ``GatewayClient`` a member hub's, each hop-signed (RFC 9421) with the hub's
+hop key, including fetching the registry, consistency proofs, uploading sealed clips and
+posting answers (docs/agency-protocol.md). ``GatewayClient.stream`` keeps
 one outbound WebSocket (hubs sit behind NAT), reconnects with jittered exponential backoff,
 stops trying for a cool-down when the gateway keeps failing (a per-peer circuit breaker, as
 in Mastodon's delivery worker), and resumes from the last sequence the hub stored, so the
@@ -18,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,15 +31,27 @@ from .errors import FederationError, MalformedMessage, SchemaError
 from .hop import HopSigner, join_url
 from .jws import VerifiedMessage, sign_message, verify_message
 from .keys import KeySet, SigningKey, parse_pin, thumbprint
+from .neighbourhood_log import LogRangeError, check_request_id, decode_hashes
+from .note import MAX_NOTE_BYTES
+from .registry import VerifiedRegistry, verify_registry
 from .replay import ReplayStore
+from .routed_request import ProofWithheld, RequestRejected, consistency_sizes
 from .schemas import TYP_ALERT, TYP_REGISTRATION
 from .wire import (
     MAX_ANSWER_BYTES,
+    MAX_ENTRIES_BYTES,
     MAX_FRAME_BYTES,
+    MAX_TOKEN_CHARS,
     AlertAnswer,
+    AnswerPosted,
+    ConsistencyAnswer,
+    EntriesAnswer,
+    InclusionAnswer,
     Info,
     JoinAnswer,
     RegisterAnswer,
+    RegistryAnswer,
+    RegistryPosted,
     encode_ack,
     parse_answer,
     parse_error,
@@ -44,6 +59,7 @@ from .wire import (
 )
 
 log = logging.getLogger(__name__)
+_M = TypeVar("_M")
 
 # A connection that lived this long was healthy: the next reconnect starts backoff afresh.
 STABLE_AFTER_S = 10.0
@@ -108,6 +124,7 @@ class StreamMessage:
     id: str
     jws: str
     jwk: dict[str, str] | None
+    proof: str | None = None
 
 
 def alert_id(token: str) -> str:
@@ -150,15 +167,14 @@ async def _maybe_await(value: Any) -> None:
         await value
 
 
-class GatewayClient:
-    """A hub's connection to its neighbourhood gateway."""
+class GatewayHTTP:
+    """HTTP calls to a gateway, hop-signed when a key is given; the base of every client."""
 
     def __init__(
         self,
         url: str,
-        hub_key: SigningKey,
         *,
-        hop_key: SigningKey | None = None,
+        signing_key: SigningKey | None = None,
         gateway_kid: str | None = None,
         clock: Callable[[], float] = time.time,
         delivery: Delivery | None = None,
@@ -167,33 +183,15 @@ class GatewayClient:
     ) -> None:
         self.url = url.rstrip("/")
         self.origin = _origin(self.url)
-        self.hub_key = hub_key
-        self.hop_key = hop_key or hub_key
         self.gateway_kid = gateway_kid
         self.clock = clock
         self.delivery = delivery or Delivery()
-        self._signer = HopSigner(self.hop_key, clock=clock)
+        self._signer = HopSigner(signing_key, clock=clock) if signing_key is not None else None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._own_session = session is None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._on_connect: Callable[[], None] = lambda: None
 
-    @classmethod
-    def for_membership(
-        cls, membership: Membership, hub_key: SigningKey, **kwargs: Any
-    ) -> GatewayClient:
-        """Return a client for a gateway the hub has joined."""
-        hop_key = kwargs.get("hop_key") or hub_key
-        if hub_key.kid != membership.hub_kid or hop_key.kid != membership.hop_kid:
-            raise GatewayKeyChanged(
-                "these keys are not the ones this membership registered; pass the hub key "
-                "and the hop key the hub joined with",
-                reason="wrong_key",
-            )
-        return cls(membership.url, hub_key, gateway_kid=membership.gateway_kid, **kwargs)
-
-    async def __aenter__(self) -> GatewayClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -220,22 +218,31 @@ class GatewayClient:
         *,
         content_type: str | None = None,
         signed: bool = True,
+        query: Iterable[tuple[str, str]] = (),
+        limit: int = MAX_ANSWER_BYTES,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> bytes:
-        url = join_url(self.url, path)
-        headers = self._signer.headers(method, url, body) if signed else {}
+        url = join_url(self.url, path, query)
+        if signed and self._signer is None:
+            raise ValueError("this client has no key to sign requests with")
+        headers = self._signer.headers(method, url, body) if signed and self._signer else {}
         if content_type:
             headers["Content-Type"] = content_type
         try:
             async with self._http().request(
-                method, url, data=body or None, headers=headers
+                method, url, data=body or None, headers=headers, timeout=timeout or self._timeout
             ) as resp:
-                data = await resp.content.read(MAX_ANSWER_BYTES + 1)
+                data = await resp.content.read(limit + 1)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After", "")
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
             raise GatewayUnavailable(
                 f"cannot reach the gateway at {self.origin}: {err or type(err).__name__}",
             ) from err
+        if status < 400 and len(data) > limit:
+            raise GatewayUnavailable(
+                f"gateway at {self.origin} answered more than {limit} bytes", reason="too_large"
+            )
         if status < 400:
             return data
         error = parse_error(data)
@@ -248,6 +255,10 @@ class GatewayClient:
                 retry_after=float(retry_after) if retry_after.isdigit() else None,
             )
         raise GatewayRejected(f"gateway refused: {message}", reason=reason, status=status)
+
+    async def _json(self, model: type[_M], path: str, what: str, **kwargs: Any) -> _M:
+        data = await self._request("GET", path, **kwargs)
+        return parse_answer(model, data, what=what, limit=kwargs.get("limit", MAX_ANSWER_BYTES))
 
     async def info(self) -> Info:
         """Fetch the gateway's identity (GET /v1/info, unsigned)."""
@@ -262,6 +273,196 @@ class GatewayClient:
                 f"{self.gateway_kid}; if its operator re-keyed it, join it again",
             )
         return info
+
+    async def get_checkpoint(self) -> str:
+        """Return the gateway log's current signed checkpoint (GET /checkpoint)."""
+        data = await self._request("GET", "/checkpoint", signed=False, limit=MAX_NOTE_BYTES)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise MalformedMessage("the checkpoint is not UTF-8", reason="bad_answer") from err
+
+    async def get_consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """Return the log's consistency proof from size old to size new."""
+        answer = await self._json(
+            ConsistencyAnswer,
+            "/v1/log/proof/consistency",
+            "consistency proof",
+            signed=False,
+            query=[("old", str(old)), ("new", str(new))],
+        )
+        if (answer.old, answer.new) != (old, new):
+            raise MalformedMessage(
+                "gateway answered a consistency proof for other sizes", reason="bad_answer"
+            )
+        return decode_hashes(answer.hashes)
+
+    async def get_inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """Return the log's inclusion proof of entry index in the tree of size entries."""
+        answer = await self._json(
+            InclusionAnswer,
+            "/v1/log/proof/inclusion",
+            "inclusion proof",
+            signed=False,
+            query=[("index", str(index)), ("size", str(size))],
+        )
+        if (answer.index, answer.size) != (index, size):
+            raise MalformedMessage(
+                "gateway answered an inclusion proof for another entry", reason="bad_answer"
+            )
+        return decode_hashes(answer.hashes)
+
+    async def get_entries(self, start: int, end: int) -> EntriesAnswer:
+        """Return log entries [start, end) with their kinds and signer keys."""
+        return await self._json(
+            EntriesAnswer,
+            "/v1/log/entries",
+            "log entries",
+            signed=False,
+            query=[("start", str(start)), ("end", str(end))],
+            limit=MAX_ENTRIES_BYTES,
+        )
+
+    async def get_registry(self) -> RegistryAnswer:
+        """Return the gateway's current registry as served, unverified (GET /v1/registry)."""
+        return await self._json(
+            RegistryAnswer, "/v1/registry", "registry", signed=False, limit=MAX_TOKEN_CHARS + 4096
+        )
+
+
+class PublicGatewayClient(GatewayHTTP):
+    """Unsigned calls anyone may make: info, the log, the registry, posting a registry."""
+
+    async def post_registry(self, token: str, authority_jwk: dict[str, str]) -> dict[str, int]:
+        """Upload a registry version signed by the authority (POST /v1/registry)."""
+        body = json.dumps({"registry": token, "jwk": authority_jwk}, separators=(",", ":"))
+        data = await self._request(
+            "POST", "/v1/registry", body.encode(), content_type="application/json", signed=False
+        )
+        answer = parse_answer(RegistryPosted, data, what="registry answer")
+        return {"version": answer.version, "log_index": answer.log_index}
+
+
+@dataclass(frozen=True)
+class AnswerReceipt:
+    """Where the gateway's log put a hub's answer."""
+
+    log_index: int
+    checkpoint: str
+
+
+class GatewayClient(GatewayHTTP):
+    """A hub's connection to its neighbourhood gateway."""
+
+    def __init__(
+        self,
+        url: str,
+        hub_key: SigningKey,
+        *,
+        hop_key: SigningKey | None = None,
+        gateway_kid: str | None = None,
+        clock: Callable[[], float] = time.time,
+        delivery: Delivery | None = None,
+        timeout: float = 10.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.hub_key = hub_key
+        self.hop_key = hop_key or hub_key
+        super().__init__(
+            url,
+            signing_key=self.hop_key,
+            gateway_kid=gateway_kid,
+            clock=clock,
+            delivery=delivery,
+            timeout=timeout,
+            session=session,
+        )
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._on_connect: Callable[[], None] = lambda: None
+
+    @classmethod
+    def for_membership(
+        cls, membership: Membership, hub_key: SigningKey, **kwargs: Any
+    ) -> GatewayClient:
+        """Return a client for a gateway the hub has joined."""
+        hop_key = kwargs.get("hop_key") or hub_key
+        if hub_key.kid != membership.hub_kid or hop_key.kid != membership.hop_kid:
+            raise GatewayKeyChanged(
+                "these keys are not the ones this membership registered; pass the hub key "
+                "and the hop key the hub joined with",
+                reason="wrong_key",
+            )
+        return cls(membership.url, hub_key, gateway_kid=membership.gateway_kid, **kwargs)
+
+    # -- agency requests --------------------------------------------------------------------
+
+    async def fetch_registry(
+        self,
+        authority_kid: str,
+        *,
+        current: VerifiedRegistry | None = None,
+        now: float | None = None,
+    ) -> VerifiedRegistry:
+        """Fetch and verify the registry under the pinned authority; refuse a rollback."""
+        answer = await self.get_registry()
+        if current is not None and answer.registry == current.token:
+            return current
+        return verify_registry(
+            answer.registry,
+            authority_jwk=answer.authority_jwk.model_dump(exclude_none=True),
+            authority_kid=authority_kid,
+            audience=self._audience(),
+            now=self.clock() if now is None else now,
+            last_version=None if current is None else current.version,
+        )
+
+    async def consistency_for(
+        self, message: StreamMessage, last_checkpoint: str | None
+    ) -> list[bytes] | None:
+        """Fetch the consistency proof a routed request needs, or None when it needs none."""
+        if last_checkpoint is None:
+            return None
+        try:
+            sizes = consistency_sizes(message, last_checkpoint)
+        except RequestRejected:
+            return None  # verify_routed_request reports the broken proof itself
+        if sizes is None:
+            return None
+        try:
+            return await self.get_consistency_proof(*sizes)
+        except (GatewayRejected, MalformedMessage, SchemaError, LogRangeError) as err:
+            raise ProofWithheld(
+                f"the gateway did not give a consistency proof from log size {sizes[0]} to "
+                f"{sizes[1]}: {err}"
+            ) from err
+
+    async def upload_clip(self, request_id: str, sha256: str, ciphertext: bytes) -> None:
+        """Upload one sealed clip for a request, retrying while the gateway is unavailable."""
+        body = bytes(ciphertext)
+        path = f"/v1/requests/{check_request_id(request_id)}/clips/{sha256}"
+        # A sealed clip may take minutes on a home uplink: bound the silence, not the total.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+
+        async def attempt() -> bytes:
+            return await self._request(
+                "POST", path, body, content_type="application/octet-stream", timeout=timeout
+            )
+
+        await self.delivery.send(self.origin, attempt)
+
+    async def post_answer(self, request_id: str, answer_jws: str) -> AnswerReceipt:
+        """Post the hub's signed answer to a request; return where the log put it."""
+        body = answer_jws.encode("ascii")
+        path = f"/v1/requests/{check_request_id(request_id)}/answers"
+
+        async def attempt() -> bytes:
+            return await self._request(
+                "POST", path, body, content_type="application/jose", limit=MAX_NOTE_BYTES
+            )
+
+        data = await self.delivery.send(self.origin, attempt)
+        answer = parse_answer(AnswerPosted, data, what="answer receipt", limit=MAX_NOTE_BYTES)
+        return AnswerReceipt(log_index=answer.log_index, checkpoint=answer.checkpoint)
 
     def _registration(self, cell: str, audience: str, hop_key: SigningKey | None = None) -> str:
         hop_jwk = dict((hop_key or self.hop_key).public_jwk)
@@ -518,6 +719,7 @@ class GatewayClient:
                     id=frame.id,
                     jws=frame.jws,
                     jwk=frame.jwk.model_dump(exclude_none=True) if frame.jwk else None,
+                    proof=frame.proof,
                 )
             code = ws.close_code
             if code in _FINAL_CLOSE:

@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 from .cells import neighbour_cells
 from .errors import FederationError, MalformedMessage, ReplayDetected
 from .gateway_errors import HubBlocked, InviteInvalid, OutOfRange, http_status
+from .gateway_requests import RequestService
 from .gateway_settings import GatewaySettings
 from .gateway_store import GatewayStore, Member, Replay
 from .gateway_stream import (
@@ -161,6 +162,7 @@ class Gateway:
         self.key: SigningKey | None = None
         self.store: GatewayStore | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.requests: RequestService | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stream_tasks: set[asyncio.Task[Any]] = set()
 
@@ -171,6 +173,8 @@ class Gateway:
         self.store = GatewayStore(self.data_dir / DB_FILE)
         # One writer thread: SQLite work never blocks the event loop, and never interleaves.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-db")
+        self.requests = RequestService(self)
+        await self.requests.start()
         task = asyncio.create_task(self._housekeeping(), name="gateway-housekeeping")
         self._tasks.add(task)
         log.info("gateway %s (%s) ready", self.settings.name, self.key.kid)
@@ -182,6 +186,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._stream_tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.requests is not None:
+            await self.requests.stop()
         if self.store is not None and self._executor is not None:
             # Acks only save redelivery; losing the last few on a failing shutdown is harmless.
             with contextlib.suppress(OSError, RuntimeError, sqlite3.Error):
@@ -229,6 +235,8 @@ class Gateway:
         if purge:
             now = self.clock()
             counts = await self._db(self.store.purge, now=now)
+            if self.requests is not None:
+                counts["clips"] = await self.requests.purge(now)
             if any(counts.values()):
                 log.info("purged %s", counts)
 
@@ -242,6 +250,8 @@ class Gateway:
         app.router.add_post("/v1/register", self.handle_register)
         app.router.add_post("/v1/alerts", self.handle_alert)
         app.router.add_get("/v1/stream", self.handle_stream)
+        assert self.requests is not None
+        self.requests.add_routes(app)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -282,8 +292,9 @@ class Gateway:
             )
         return await request.read()
 
-    async def authenticate(self, request: web.Request, body: bytes) -> Member:
+    async def authenticate(self, request: web.Request, body: bytes | None) -> Member:
         """Verify a request's hop signature and return the member who sent it."""
+        # body None: the caller checks the streamed body against the Content-Digest itself.
         assert self.store is not None
         now = self.clock()
         sig = self._fresh_signature(request, now)
@@ -314,11 +325,12 @@ class Gateway:
     def _verify_hop(
         self,
         request: web.Request,
-        body: bytes,
+        body: bytes | None,
         sig: HopSignature,
         hop_jwk: dict[str, str],
         now: float,
     ) -> None:
+        # body None: see authenticate.
         verify_signed_request(
             sig,
             _hop_key(_json_dumps(hop_jwk)),
@@ -488,14 +500,21 @@ class Gateway:
         return AcceptedAlert(id=alert_id, recipients=recipients)
 
     async def _load_frames(self, hub: str, after: int) -> list[tuple[int, str]]:
-        assert self.store is not None
-        rows = await self._db(
-            self.store.deliveries_after, hub, after, limit=STREAM_BATCH, now=self.clock()
-        )
-        return [
-            (row.seq, encode_frame(row.seq, "alert", row.alert_id, row.token, row.author_jwk))
-            for row in rows
-        ]
+        assert self.store is not None and self.requests is not None
+        store, requests, now = self.store, self.requests, self.clock()
+
+        def load() -> list[tuple[int, str]]:
+            rows = store.deliveries_after(hub, after, limit=STREAM_BATCH, now=now)
+            frames = [
+                (row.seq, encode_frame(row.seq, "alert", row.alert_id, row.token, row.author_jwk))
+                for row in rows
+                if row.kind == "alert"
+            ]
+            # Requests get a tlog-proof against the checkpoint of the moment they are sent.
+            frames += requests.request_frames([row for row in rows if row.kind == "request"])
+            return sorted(frames)
+
+        return await self._db(load)
 
     async def _send_stream(self, conn: StreamConnection) -> None:
         try:

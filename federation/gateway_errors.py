@@ -58,10 +58,96 @@ class OutOfRange(GatewayError):
     default_reason = "cell_out_of_range"
 
 
+class UnknownRequest(GatewayError):
+    """No agency request has this id here."""
+
+    default_reason = "unknown_request"
+
+
+class NotRecipient(GatewayError):
+    """The request was not routed to this hub, so it may not answer it."""
+
+    default_reason = "not_recipient"
+
+
+class NotYourRequest(GatewayError):
+    """An agency asked about another agency's request."""
+
+    default_reason = "not_your_request"
+
+
+class AlreadyAnswered(GatewayError):
+    """This hub has already answered this request."""
+
+    default_reason = "already_answered"
+
+
+class RequestIdTaken(GatewayError):
+    """Another agency's request already has this id."""
+
+    default_reason = "request_id_taken"
+
+
+class ClipMissing(GatewayError):
+    """An approving answer lists a clip this hub has not uploaded (or with another size)."""
+
+    default_reason = "clip_missing"
+
+    def __init__(self, message: str, *, field: str = "", reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.field = field
+
+
+class ClipGone(GatewayError):
+    """The sealed clip is not (or no longer) held by the gateway."""
+
+    default_reason = "clip_gone"
+
+
+class StoreFull(GatewayError):
+    """The gateway holds as many sealed clips as it is set up to."""
+
+    default_reason = "store_full"
+
+
+class LengthRequired(GatewayError):
+    """A clip upload must say its length up front."""
+
+    default_reason = "length_required"
+
+
+class NoRegistry(GatewayError):
+    """The gateway has no agency registry yet."""
+
+    default_reason = "no_registry"
+
+
+# Failures whose status is not implied by their class above.
+_STATUS_BY_REASON = {
+    "too_large": 413,
+    "store_full": 413,
+    "length_required": 411,
+    "registry_rollback": 409,
+    "registry_expired": 409,
+    "registry_not_configured": 409,
+    "no_registry": 409,
+    "request_id_taken": 409,
+    "already_answered": 409,
+    "clip_exists": 409,
+    "registry_wrong_signer": 403,
+    "unknown_agency": 403,
+    "agency_removed": 403,
+    "not_recipient": 403,
+    "not_your_request": 403,
+    "unknown_request": 404,
+    "clip_gone": 404,
+}
+
+
 def http_status(err: FederationError) -> int:
     """Return the HTTP status for a failure caused by a request."""
-    if err.reason == "too_large":
-        return 413
+    if err.reason in _STATUS_BY_REASON:
+        return _STATUS_BY_REASON[err.reason]
     if isinstance(err, HopAuthError):
         return 401
     if isinstance(err, ReplayDetected | AlreadyMember):

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import ScopeError
 from .gateway_errors import GatewayError
 from .schemas import DAY, HOUR, Kid
+from .scope import DEFAULT_LIMITS, ScopeLimits
 
 SETTINGS_FILE = "gateway.toml"
 
@@ -50,6 +52,35 @@ class GatewaySettings(BaseModel):
     max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     purge_interval_s: Annotated[float, Field(ge=0.1, le=DAY)] = 60
     check_interval_s: Annotated[float, Field(ge=0.1, le=HOUR)] = 2
+    # Agency requests (docs/agency-protocol.md). Scope limits may only tighten DESIGN.md's.
+    agency_requests_per_hour: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    scope_min_window_s: Annotated[float, Field(gt=0)] | None = None
+    scope_max_window_s: Annotated[float, Field(gt=0)] | None = None
+    scope_max_window_age_s: Annotated[float, Field(gt=0)] | None = None
+    scope_min_radius_m: Annotated[float, Field(gt=0)] | None = None
+    scope_max_radius_m: Annotated[float, Field(gt=0)] | None = None
+    scope_max_lifetime_s: Annotated[float, Field(gt=0)] | None = None
+    max_clip_bytes: Annotated[int, Field(ge=1024, le=4 * 1024**3)] = 256 * 1024**2
+    max_clip_store_bytes: Annotated[int, Field(ge=1024, le=2**50)] = 8 * 1024**3
+    clip_ttl_s: Annotated[float, Field(ge=60, le=30 * DAY)] = 7 * DAY
+    clip_fetched_grace_s: Annotated[float, Field(ge=0, le=DAY)] = HOUR
+
+    @model_validator(mode="after")
+    def _scope_only_tighter(self) -> GatewaySettings:
+        self.scope_limits()
+        return self
+
+    def scope_limits(self) -> ScopeLimits:
+        """Return the neighbourhood's request scope: DESIGN.md's defaults, maybe tightened."""
+        changes = {
+            name.removeprefix("scope_"): value
+            for name in type(self).model_fields
+            if name.startswith("scope_") and (value := getattr(self, name)) is not None
+        }
+        try:
+            return DEFAULT_LIMITS.tightened(**changes)
+        except ScopeError as err:
+            raise ValueError(f"scope_{err}") from err
 
 
 def settings_path(data_dir: str | os.PathLike[str]) -> Path:
@@ -63,9 +94,11 @@ def validate_settings(data: dict[str, Any], *, source: str = "settings") -> Gate
         return GatewaySettings.model_validate(data)
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
-        key = ".".join(str(p) for p in first["loc"]) or "settings"
         detail = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise GatewayError(f"{source}: {key}: {detail}", reason="bad_settings") from err
+        detail = detail.removeprefix("Value error, ")
+        key = ".".join(str(p) for p in first["loc"])
+        where = f"{source}: {key}: " if key else f"{source}: "
+        raise GatewayError(where + detail, reason="bad_settings") from err
 
 
 def load_settings(data_dir: str | os.PathLike[str], **overrides: Any) -> GatewaySettings:

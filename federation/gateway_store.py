@@ -26,7 +26,7 @@ from .gateway_errors import AlreadyMember, HubBlocked, InviteInvalid, NotMember,
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # How long a replay entry outlives its message's exp (the JWS clock leeway).
 REPLAY_LEEWAY_S = 60
 
@@ -62,6 +62,37 @@ _SCHEMA = [
     " count INTEGER NOT NULL, PRIMARY KEY (kid, bucket)) WITHOUT ROWID",
 ]
 
+# Version 2: agency requests (federation/gateway_request_store.py reads and writes these).
+# The transparency log is the record; these tables index it, and log_entries says how far.
+_SCHEMA_V2 = [
+    "CREATE TABLE log_entries ("
+    " log_index INTEGER PRIMARY KEY, kind TEXT NOT NULL, signer TEXT NOT NULL,"
+    " jwk TEXT NOT NULL, request_id TEXT, decision TEXT)",
+    "CREATE INDEX log_entries_request ON log_entries (request_id)",
+    "CREATE TABLE registry_versions ("
+    " version INTEGER PRIMARY KEY, log_index INTEGER NOT NULL UNIQUE, token TEXT NOT NULL,"
+    " authority_jwk TEXT NOT NULL, exp INTEGER NOT NULL, agencies TEXT NOT NULL)",
+    "CREATE TABLE requests ("
+    " id TEXT PRIMARY KEY, agency TEXT NOT NULL, token TEXT NOT NULL,"
+    " log_index INTEGER NOT NULL UNIQUE, exp INTEGER NOT NULL, received_at REAL NOT NULL)",
+    "CREATE INDEX requests_agency ON requests (agency)",
+    "CREATE TABLE request_recipients ("
+    " request_id TEXT NOT NULL REFERENCES requests (id), hub TEXT NOT NULL,"
+    " seq INTEGER NOT NULL, PRIMARY KEY (request_id, hub)) WITHOUT ROWID",
+    "CREATE UNIQUE INDEX request_recipients_hub_seq ON request_recipients (hub, seq)",
+    "CREATE TABLE answers ("
+    " request_id TEXT NOT NULL REFERENCES requests (id), hub TEXT NOT NULL,"
+    " decision TEXT NOT NULL, token TEXT NOT NULL, hub_jwk TEXT NOT NULL,"
+    " log_index INTEGER NOT NULL UNIQUE, received_at REAL NOT NULL,"
+    " PRIMARY KEY (request_id, hub)) WITHOUT ROWID",
+    "CREATE TABLE clips ("
+    " request_id TEXT NOT NULL REFERENCES requests (id), sha256 TEXT NOT NULL,"
+    " hub TEXT NOT NULL, size INTEGER NOT NULL, uploaded_at REAL NOT NULL,"
+    " expires_at REAL NOT NULL, listed INTEGER NOT NULL DEFAULT 0, fetched_at REAL,"
+    " PRIMARY KEY (request_id, sha256)) WITHOUT ROWID",
+    "CREATE INDEX clips_expires ON clips (expires_at)",
+]
+
 
 @dataclass(frozen=True)
 class Member:
@@ -79,14 +110,22 @@ class Member:
     blocked: bool
 
 
+@contextlib.contextmanager
+def _locked(lock: threading.RLock, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    with lock:
+        yield db
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """One queued message for one hub."""
+    """One queued message for one hub: an alert, or an agency request (with its log index)."""
 
     seq: int
     alert_id: str
     token: str
     author_jwk: str
+    kind: str = "alert"
+    log_index: int = -1
 
 
 @dataclass(frozen=True)
@@ -128,7 +167,11 @@ class GatewayStore:
         with self._tx() as db:
             (version,) = db.execute("PRAGMA user_version").fetchone()
             if version == 0:
-                for statement in _SCHEMA:
+                for statement in _SCHEMA + _SCHEMA_V2:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:
+                for statement in _SCHEMA_V2:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
@@ -152,6 +195,31 @@ class GatewayStore:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """Return a write transaction (BEGIN IMMEDIATE) on the shared connection."""
+        return self._tx()
+
+    def read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """Return the connection for reads, holding the store's lock."""
+        return _locked(self._lock, self._db)
+
+    def remember_in(self, db: sqlite3.Connection, replay: Replay, now: float) -> None:
+        """Inside a transaction: remember a message id, or raise ReplayDetected."""
+        self._remember(db, replay, now)
+
+    def hit_in(
+        self,
+        db: sqlite3.Connection,
+        kid: str,
+        bucket: str,
+        *,
+        limit: int,
+        window_s: float,
+        now: float,
+    ) -> None:
+        """Inside a transaction: count one use of a bucket, or raise RateLimited."""
+        self._hit(db, kid, bucket, limit=limit, window_s=window_s, now=now)
 
     # -- meta -------------------------------------------------------------------------------
 
@@ -457,17 +525,27 @@ class GatewayStore:
         return [(kid, seq) for kid, seq in recipients]
 
     def deliveries_after(self, hub: str, seq: int, *, limit: int, now: float) -> list[Delivery]:
-        """Return a hub's queued messages after seq, in order, skipping expired alerts."""
+        """Return a hub's queued messages after seq, in order, skipping expired ones."""
+        # Alerts and agency requests share the hub's sequence numbers.
         with self._lock:
             rows = self._db.execute(
-                "SELECT d.seq, a.id, a.token, m.jwk FROM deliveries d"
+                "SELECT d.seq, a.id, a.token, m.jwk, 'alert', -1 FROM deliveries d"
                 " JOIN alerts a ON a.id = d.alert_id"
                 " JOIN members m ON m.kid = a.author"
                 " WHERE d.hub = ? AND d.seq > ? AND a.expires_at >= ?"
-                " ORDER BY d.seq LIMIT ?",
-                (hub, seq, now, limit),
+                " UNION ALL"
+                " SELECT rr.seq, r.id, r.token, '', 'request', r.log_index"
+                " FROM request_recipients rr JOIN requests r ON r.id = rr.request_id"
+                " WHERE rr.hub = ? AND rr.seq > ? AND r.exp + ? >= ?"
+                " ORDER BY 1 LIMIT ?",
+                (hub, seq, now, hub, seq, REPLAY_LEEWAY_S, now, limit),
             ).fetchall()
-        return [Delivery(seq=r[0], alert_id=r[1], token=r[2], author_jwk=r[3]) for r in rows]
+        return [
+            Delivery(
+                seq=r[0], alert_id=r[1], token=r[2], author_jwk=r[3], kind=r[4], log_index=r[5]
+            )
+            for r in rows
+        ]
 
     def record_acks(self, acks: dict[str, int]) -> None:
         """Remember the highest sequence each hub has acknowledged."""
@@ -501,7 +579,20 @@ class GatewayStore:
 
     def counts(self) -> dict[str, int]:
         """Return the number of rows in each table (for status and tests)."""
-        tables = ("members", "invites", "blocked", "alerts", "deliveries", "rate")
+        tables = (
+            "members",
+            "invites",
+            "blocked",
+            "alerts",
+            "deliveries",
+            "rate",
+            "log_entries",
+            "registry_versions",
+            "requests",
+            "request_recipients",
+            "answers",
+            "clips",
+        )
         with self._lock:
             counts = {
                 name: self._db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]

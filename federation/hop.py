@@ -358,13 +358,15 @@ def verify_signed_request(
     method: str,
     target_uri: str,
     headers: Any,
-    body: bytes,
+    body: bytes | None,
     now: float,
     max_age: float = DEFAULT_MAX_AGE_S,
     replay_store: ReplayStore | None = None,
     presented_uri: str | None = None,
 ) -> HopIdentity:
     """Verify a parsed signature with the trusted key, then the body digest and the nonce."""
+    # body=None: the caller streams the body and checks it against the signed Content-Digest
+    # itself (parse_content_digest), as the gateway does for sealed clips.
     public = _public_key(key)
     # Parse the digest before the signature so a malformed field has its own reason.
     digests = parse_content_digest(_header_values(headers, "Content-Digest"))
@@ -385,7 +387,7 @@ def verify_signed_request(
             "hop signature does not verify under the key for this keyid over this "
             "method and URL; the request was altered or signed by another key",
         )
-    for algorithm, digest in digests.items():
+    for algorithm, digest in digests.items() if body is not None else ():
         hasher = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}.get(algorithm)
         if hasher is not None and not hmac.compare_digest(digest, hasher(body).digest()):
             raise HopDigestError(

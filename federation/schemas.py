@@ -227,7 +227,7 @@ class Agency(_Strict):
 
     kid: Kid
     name: Text200
-    jurisdiction: Text200
+    jurisdiction: Annotated[str, Field(min_length=1, max_length=2000)]  # federation.registry
     since: NumericDate
     jwk: PublicJwk
     recipient: Annotated[str, Field(max_length=62), AfterValidator(_age_recipient)]

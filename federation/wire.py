@@ -24,12 +24,18 @@ PROTOCOL_VERSION = 1
 MAX_TOKEN_CHARS = 64 * 1024
 MAX_JOIN_BYTES = MAX_TOKEN_CHARS + 4096
 MAX_ACK_BYTES = 128
-MAX_FRAME_BYTES = MAX_TOKEN_CHARS + 4096
+# A frame carries one JWS plus, for a request, its tlog-proof (64 hashes and a checkpoint).
+MAX_FRAME_BYTES = MAX_TOKEN_CHARS + 16 * 1024
 MAX_ANSWER_BYTES = 16 * 1024
+MAX_PROOF_CHARS = 12 * 1024
+# 256 entries of a request or answer JWS each (a few KiB) plus their keys.
+MAX_ENTRIES_BYTES = 8 * 1024 * 1024
 MAX_SEQ = 2**53 - 1
 _SEQ_TEXT = re.compile(r"0|[1-9][0-9]{0,15}")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 _ALERT_ID = re.compile(r"[0-9a-f]{64}")
+# A stream message id: an alert's SHA-256, or an agency request's id (its jti).
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 Token = Annotated[
     str, Field(min_length=5, max_length=MAX_TOKEN_CHARS, pattern=rf"^{_TOKEN.pattern}$")
@@ -104,6 +110,109 @@ class AlertAnswer(_FromGateway):
     id: Annotated[str, Field(pattern=rf"^{_ALERT_ID.pattern}$", max_length=64)]
 
 
+class RegistryAnswer(_FromGateway):
+    """GET /v1/registry."""
+
+    registry: Token
+    authority_jwk: PublicJwk
+    version: Annotated[int, Field(ge=1, le=2**53)]
+    log_index: Seq
+
+
+class RegistryPosted(_FromGateway):
+    """The gateway's answer to POST /v1/registry."""
+
+    version: Annotated[int, Field(ge=1, le=2**53)]
+    log_index: Seq
+
+
+class AnswerPosted(_FromGateway):
+    """The gateway's receipt for a hub's answer."""
+
+    log_index: Seq
+    checkpoint: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)]
+
+
+ProofHashes = Annotated[list[str], Field(max_length=64)]
+
+
+class InclusionAnswer(_FromGateway):
+    """GET /v1/log/proof/inclusion."""
+
+    index: Seq
+    size: Seq
+    hashes: ProofHashes
+
+
+class ConsistencyAnswer(_FromGateway):
+    """GET /v1/log/proof/consistency."""
+
+    old: Seq
+    new: Seq
+    hashes: ProofHashes
+
+
+class LogEntry(_FromGateway):
+    """One entry of GET /v1/log/entries; jwk is the signer's key as the gateway knows it."""
+
+    index: Seq
+    kind: Annotated[str, Field(max_length=32)]
+    jws: Token
+    jwk: dict[str, Any]
+
+
+class EntriesAnswer(_FromGateway):
+    """GET /v1/log/entries."""
+
+    size: Seq
+    entries: Annotated[list[LogEntry], Field(max_length=256)]
+
+
+class RequestAccepted(_FromGateway):
+    """The gateway's answer to an agency's POST /v1/requests."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    log_index: Seq
+    proof: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)]
+
+
+class RequestStatus(_FromGateway):
+    """GET /v1/requests/{id}/status: counts only, never which hub."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    log_index: Seq
+    asked: Seq
+    approved: Seq
+    denied: Seq
+    pending: Seq
+    clips_waiting: Seq
+
+
+class ClipState(_FromGateway):
+    """A clip an approving answer lists, and whether the gateway still holds it."""
+
+    sha256: Annotated[str, Field(pattern=rf"^{_ALERT_ID.pattern}$", max_length=64)]
+    size: Annotated[int, Field(ge=1)]
+    available: bool
+
+
+class ApprovedAnswer(_FromGateway):
+    """One approving answer as the agency fetches it."""
+
+    hub: Kid
+    jwk: PublicJwk
+    jws: Token
+    log_index: Seq
+    proof: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)]
+    clips: Annotated[list[ClipState], Field(max_length=256)]
+
+
+class AnswersAnswer(_FromGateway):
+    """GET /v1/requests/{id}/answers."""
+
+    answers: Annotated[list[ApprovedAnswer], Field(max_length=100_000)]
+
+
 class ErrorAnswer(_FromGateway):
     """Any 4xx or 5xx answer: a short reason code and a human message."""
 
@@ -117,9 +226,18 @@ class Frame(_FromGateway):
 
     seq: Annotated[int, Field(ge=1, le=MAX_SEQ)]
     kind: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z_]*$")]
-    id: Annotated[str, Field(pattern=rf"^{_ALERT_ID.pattern}$", max_length=64)]
+    id: Annotated[str, Field(pattern=rf"^{_MESSAGE_ID.pattern}$", max_length=64)]
     jws: Token
     jwk: PublicJwk | None = None
+    # kind "request": the C2SP tlog-proof of the request in the neighbourhood's log.
+    proof: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)] | None = None
+
+
+class RegistryUpload(_FromHub):
+    """POST /v1/registry: a registry version and the authority's public key."""
+
+    registry: Token
+    jwk: PublicJwk
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -214,14 +332,31 @@ def encode_frame(seq: int, kind: str, alert_id: str, token: str, jwk_json: str) 
     )
 
 
+def encode_request_frame(seq: int, request_id: str, token: str, proof: str) -> str:
+    """Encode one agency request pushed on a hub's stream, with its tlog-proof."""
+    return json.dumps(
+        {"seq": int(seq), "kind": "request", "id": request_id, "jws": token, "proof": proof},
+        separators=(",", ":"),
+    )
+
+
+def parse_registry_upload(body: bytes) -> RegistryUpload:
+    """Parse a POST /v1/registry body."""
+    return _validate(
+        RegistryUpload,
+        _json(body, what="registry body", limit=MAX_TOKEN_CHARS + 4096, depth=3),
+        "registry body",
+    )
+
+
 def parse_frame(data: bytes | str) -> Frame:
     """Parse one message pushed by the gateway on the stream."""
     return _validate(Frame, _json(data, what="frame", limit=MAX_FRAME_BYTES, depth=3), "frame")
 
 
-def parse_answer(model: type[_M], body: bytes, *, what: str) -> _M:
+def parse_answer(model: type[_M], body: bytes, *, what: str, limit: int = MAX_ANSWER_BYTES) -> _M:
     """Parse a JSON answer from the gateway into the given model."""
-    return _validate(model, _json(body, what=what, limit=MAX_ANSWER_BYTES, depth=4), what)
+    return _validate(model, _json(body, what=what, limit=limit, depth=5), what)
 
 
 def parse_error(body: bytes) -> ErrorAnswer | None:

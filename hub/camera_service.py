@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import av
 
+from .aio import cancel_and_wait
 from .cameras import CameraState, build_source, redact_url
 from .config import CameraEntry, load_config
 from .errors import ConfigError, PorchlightError
@@ -163,12 +164,7 @@ class CameraService:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self.task)
         await asyncio.to_thread(self.stop_all)
 
     async def _watch(self) -> None:

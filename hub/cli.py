@@ -28,6 +28,10 @@ def _data_arg(parser: argparse.ArgumentParser) -> None:
                         help="the hub's data dir (default: $PORCHLIGHT_DATA, else the platform data dir)")
 
 
+def _required_data(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--data", type=Path, required=True, help=what)
+
+
 def _passphrase_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--passphrase-file", type=Path, default=None,
                         help="read the household passphrase from this file "
@@ -89,6 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("url", nargs="?", help="the gateway's URL (default: find it on the LAN by mDNS)")
     p.add_argument("code", help="the one-time invite code")
     p.add_argument("--gateway-key", help="the gateway's fingerprint, to pin it (from its operator)")
+    p.add_argument("--registry-key",
+                   help="the registry authority's fingerprint, to pin it (from the neighbourhood)")
+
+    requests = sub.add_parser("requests", help="agency requests for footage")
+    rsub = requests.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = rsub.add_parser("list", help="the requests inbox")
+    _data_arg(p)
+    p.add_argument("--all", action="store_true", help="also the requests this hub dropped, and why")
+    p.add_argument("--json", action="store_true")
+    p = rsub.add_parser("show", help="one request in full")
+    _data_arg(p)
+    p.add_argument("id")
+    p = rsub.add_parser("approve", help="seal and send the footage of a request")
+    _data_arg(p)
+    p.add_argument("id")
+    p.add_argument("--camera", action="append", default=[],
+                   help="a camera to send (repeatable; default: those with footage in the window)")
+    p.add_argument("--blur-faces", action="store_true", help="blur faces (re-encodes the clips)")
+    _passphrase_arg(p)
+    p = rsub.add_parser("deny", help="deny a request")
+    _data_arg(p)
+    p.add_argument("id")
+    p.add_argument("--silent", action="store_true", help="send no answer at all")
 
     alerts = sub.add_parser("alerts", help="neighbourhood alerts")
     asub = alerts.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -126,6 +153,65 @@ def build_parser() -> argparse.ArgumentParser:
                    help="advertise the gateway on the LAN (mDNS) so new hubs find it")
     p.add_argument("--lan-interface", action="append", default=[], metavar="ADDR",
                    help="the address to advertise on (repeatable; default: all)")
+
+    registry = sub.add_parser("registry", help="the agency registry (for its authority)")
+    regsub = registry.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = regsub.add_parser("init", help="create a registry authority; prints its fingerprint")
+    _required_data(p, "the authority's data dir")
+    p.add_argument("--name", required=True)
+    p = regsub.add_parser("add", help="list an agency in the next registry version")
+    _required_data(p, "the authority's data dir")
+    p.add_argument("--card", required=True, type=Path, help="the agency's agency.json")
+    p.add_argument("--jurisdiction", required=True,
+                   help="LAT,LON,RADIUS_M, or h3:CELL[,CELL...] (resolution 7 or coarser)")
+    p.add_argument("--since", required=True, help="YYYY-MM-DD, the partnership's start")
+    p.add_argument("--contact", default="", help="how residents reach the agency")
+    p = regsub.add_parser("remove", help="delist an agency from the next version")
+    _required_data(p, "the authority's data dir")
+    p.add_argument("kid")
+    p = regsub.add_parser("sign", help="sign the next registry version and print it")
+    _required_data(p, "the authority's data dir")
+    p.add_argument("--audience", required=True, help="the gateway's kid (the neighbourhood id)")
+    p = regsub.add_parser("publish", help="sign the next version and upload it to the gateway")
+    _required_data(p, "the authority's data dir")
+    p.add_argument("--gateway", required=True, metavar="URL")
+    p = regsub.add_parser("show", help="the authority, its fingerprint and the listed agencies")
+    _required_data(p, "the authority's data dir")
+
+    agency = sub.add_parser("agency", help="the agency's tool")
+    agsub = agency.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = agsub.add_parser("init", help="create the agency's keys and its public card agency.json")
+    _required_data(p, "the agency's data dir")
+    p.add_argument("--name", required=True)
+    p = agsub.add_parser("request", help="sign and submit a request; prints its id last")
+    _required_data(p, "the agency's data dir")
+    p.add_argument("--gateway", required=True, metavar="URL")
+    p.add_argument("--case", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--from", dest="start", required=True, help="ISO 8601 time")
+    p.add_argument("--to", dest="end", required=True, help="ISO 8601 time")
+    p.add_argument("--lat", required=True, type=float)
+    p.add_argument("--lon", required=True, type=float)
+    p.add_argument("--radius-m", required=True, type=float)
+    p.add_argument("--legal-basis", choices=["voluntary", "warrant"], default="voluntary")
+    p.add_argument("--warrant", type=Path, help="the warrant (its SHA-256 goes in the request)")
+    for name, text in (("status", "counts of answers to a request"),
+                       ("fetch", "download, check and decrypt the approved clips")):
+        p = agsub.add_parser(name, help=text)
+        _required_data(p, "the agency's data dir")
+        p.add_argument("--gateway", required=True, metavar="URL")
+        p.add_argument("id")
+        if name == "fetch":
+            p.add_argument("--out", required=True, type=Path)
+
+    log_parser = sub.add_parser("log", help="the public transparency log")
+    lsub = log_parser.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = lsub.add_parser("verify", help="replay and check a gateway's whole log")
+    p.add_argument("--gateway", required=True, metavar="URL")
+    p.add_argument("--data", type=Path, default=None,
+                   help="where to remember the last checkpoint seen (default: the data dir)")
+    p.add_argument("--registry-key", help="the authority's fingerprint, to check registry entries")
+    p.add_argument("--json", action="store_true")
 
     footage = sub.add_parser("footage", help="the encrypted footage vault")
     fsub = footage.add_subparsers(dest="action", required=True, parser_class=_Parser)

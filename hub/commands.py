@@ -12,8 +12,10 @@ from .timeutil import iso, parse_time
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the subcommand named on the command line."""
+    from .commands_agency import COMMANDS
+
     name = f"{args.command}_{args.action}" if getattr(args, "action", None) else args.command
-    return _COMMANDS[name](args) or 0
+    return (_COMMANDS.get(name) or COMMANDS[name])(args) or 0
 
 
 def cmd_init(args) -> int:
@@ -274,7 +276,8 @@ def cmd_join(args) -> int:
     hub = _hub(args)
     try:
         url = args.url or _gateway_on_the_lan(hub)
-        membership = join(hub, url, args.code, pin=args.gateway_key)
+        membership = join(hub, url, args.code, pin=args.gateway_key,
+                          registry_key=args.registry_key)
     finally:
         hub.close()
     print(f"joined {membership.gateway_name} at {membership.url}")
@@ -296,6 +299,97 @@ def _gateway_on_the_lan(hub) -> str:
         raise UsageError(f"several gateways on the LAN ({listing}); give the URL of yours")
     print(f"found gateway {found[0].kid[:12]} on the LAN at {found[0].url}")
     return found[0].url
+
+
+def cmd_requests_list(args) -> int:
+    from .requests import list_requests
+
+    hub = _hub(args)
+    try:
+        requests = list_requests(hub, include_dropped=args.all)
+    finally:
+        hub.close()
+    if args.json:
+        print_json(requests)
+    elif not requests:
+        print("no requests")
+    else:
+        for r in requests:
+            line = (f"{r['id']}  {r['status']:<15} {r['agency'] or '-'}  case {r['case_number'] or '-'}"
+                    f"  {r['start'] or ''} .. {r['end'] or ''}")
+            print(line + (f"  ({r['detail']})" if r["detail"] else ""))
+    return 0
+
+
+def cmd_requests_show(args) -> int:
+    from .requests import footage_in_window, get_request
+
+    hub = _hub(args)
+    try:
+        request = get_request(hub, args.id)
+        if request["start"]:
+            from datetime import datetime
+
+            request["footage"] = footage_in_window(hub, datetime.fromisoformat(request["start"]),
+                                                   datetime.fromisoformat(request["end"]))
+    finally:
+        hub.close()
+    print_json(request)
+    return 0
+
+
+def _with_gateway(hub, work):
+    """Run `work(client, gateway_kid)` against the hub's gateway."""
+    import asyncio
+
+    from federation.client import GatewayClient
+
+    from .neighbourhood import hub_key, load_membership
+
+    membership = load_membership(hub.data)
+    if membership is None:
+        raise UsageError("this hub is not a member of a gateway")
+
+    async def run():
+        async with GatewayClient.for_membership(membership, hub_key(hub.data)) as client:
+            return await work(client, membership.gateway_kid)
+
+    return asyncio.run(run())
+
+
+def cmd_requests_approve(args) -> int:
+    from .household import read_passphrase, unlock_household_identity
+    from .requests import approve, get_request
+
+    hub = _hub(args)
+    try:
+        request = get_request(hub, args.id)
+        if request["status"] != "pending":
+            raise UsageError(f"request {args.id} is {request['status']}, not pending")
+        identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+        decision = _with_gateway(hub, lambda client, gateway: approve(
+            hub, client, gateway, args.id, identity, args.camera or None, args.blur_faces))
+    finally:
+        hub.close()
+    for clip in decision.clips:
+        print(f"sent {clip['camera']}: {clip['size']} bytes sealed to {request['agency']}, "
+              f"sha256 {clip['sha256']}")
+    print(f"approved request {args.id}; the footage is held until the agency can no longer fetch it")
+    return 0
+
+
+def cmd_requests_deny(args) -> int:
+    from .requests import deny
+
+    hub = _hub(args)
+    try:
+        decision = _with_gateway(hub, lambda client, gateway: deny(
+            hub, client, gateway, args.id, args.silent))
+    finally:
+        hub.close()
+    print(f"denied request {args.id}" + (" silently (nothing was sent)"
+                                          if decision.answer is None else " (a signed denial was sent)"))
+    return 0
 
 
 def cmd_alerts_post(args) -> int:
@@ -431,6 +525,8 @@ def cmd_gateway_run(args) -> int:
 
 
 _COMMANDS = {
+    "requests_list": cmd_requests_list, "requests_show": cmd_requests_show,
+    "requests_approve": cmd_requests_approve, "requests_deny": cmd_requests_deny,
     "join": cmd_join, "alerts_post": cmd_alerts_post, "alerts_list": cmd_alerts_list,
     "gateway_init": cmd_gateway_init, "gateway_invite": cmd_gateway_invite,
     "gateway_block": cmd_gateway_block, "gateway_unblock": cmd_gateway_unblock,

@@ -61,9 +61,20 @@ def _m3_neighbourhood(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m4_requests(db: sqlite_utils.Database) -> None:
+    db["requests"].create(
+        {"id": str, "status": str, "detail": str, "agency_kid": str, "agency": str,
+         "case_number": str, "reason": str, "legal_basis": str, "start": str, "end": str,
+         "lat": float, "lon": float, "radius_m": float, "log_index": int, "recipient": str,
+         "token": str, "received": str, "decided": str, "clips": str, "answer": str,
+         "hold_until": str},
+        pk="id", not_null={"status", "received"},
+    )
+
+
 # Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
 # beta), and PRAGMA user_version is all a linear list needs.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault, _m2_cameras, _m3_neighbourhood]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault, _m2_cameras, _m3_neighbourhood, _m4_requests]
 
 
 def connect(path: Path) -> sqlite_utils.Database:

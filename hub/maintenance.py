@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import datetime
 
+from .aio import cancel_and_wait
 from .repair import check_vault, disk_usage
 from .retention import DiskUsage, PrunePlan, RetentionPolicy, SegmentInfo, plan_prune
 from .vault import Vault
@@ -55,12 +56,7 @@ class VaultMaintenance:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self.task)
 
     async def _loop(self) -> None:
         self.last_check = await asyncio.to_thread(check_vault, self.vault, verify_hashes=True)

@@ -213,7 +213,7 @@ class JoinReport:
 
 def join_segments(
     items: Iterable[tuple[str, float, Callable[[], bytes]]],
-    out: Path,
+    out: Path | io.BytesIO,
     *,
     on_error: Callable[[str, Exception], None] | None = None,
 ) -> JoinReport:
@@ -238,7 +238,8 @@ def join_segments(
                 continue
             with source:
                 if output is None:
-                    output = av.open(str(out), mode="w", format="mp4")
+                    target = out if isinstance(out, io.BytesIO) else str(out)
+                    output = av.open(target, mode="w", format="mp4")
                     for stream in source.streams:
                         if stream.type in ("video", "audio"):
                             targets[stream.index] = output.add_stream_from_template(stream)

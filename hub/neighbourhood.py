@@ -24,6 +24,7 @@ from federation.keys import KeySet, SigningKey, load_private_key
 from federation.replay import SqliteReplayStore
 from federation.schemas import TYP_ALERT
 
+from .aio import cancel_and_wait
 from .alerts import OWN, VERIFIED_MEMBER, alert_id, store_alert
 from .datadir import DataDir, write_private
 from .errors import PorchlightError, UsageError
@@ -61,8 +62,12 @@ def hub_cell(hub) -> str:
     return cell_for(location.lat, location.lon)
 
 
-def join(hub, url: str, code: str, pin: str | None = None) -> Membership:
+def join(hub, url: str, code: str, pin: str | None = None,
+         registry_key: str | None = None) -> Membership:
     """Join the gateway at url with an invite code, pin its key, and store the membership."""
+    from federation.keys import parse_pin
+
+    authority = parse_pin(registry_key) if registry_key else None
     if load_membership(hub.data) is not None:
         raise PorchlightError("this hub is already a member of a gateway "
                               f"({load_membership(hub.data).url}); leave it first")
@@ -71,6 +76,10 @@ def join(hub, url: str, code: str, pin: str | None = None) -> Membership:
     except FederationError as err:
         raise PorchlightError(f"could not join {url}: {err.message}") from err
     write_private(membership_path(hub.data), json.dumps(membership.to_dict(), indent=2).encode())
+    if authority:
+        from .requests import pin_authority
+
+        pin_authority(hub.data, authority)
     return membership
 
 
@@ -137,23 +146,18 @@ class NeighbourhoodService:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(*self.tasks)
         if self.lan is not None:
             await self.lan.__aexit__(*exc)
         if self.client is not None:
             await self.client.close()
 
     def _last_seq(self) -> int:
-        row = self.hub.db.execute(
-            "select value from federation_state where key = 'gateway_seq'").fetchone()
-        return int(row[0]) if row else self.membership.since
+        value = self._state("gateway_seq")
+        return int(value) if value else self.membership.since
 
     def _store_seq(self, seq: int) -> None:
-        with self.hub.db.write_lock:
-            self.hub.db["federation_state"].upsert({"key": "gateway_seq", "value": str(seq)},
-                                                  pk="key")
+        self._set_state("gateway_seq", str(seq))
 
     def _on_state(self, state: str) -> None:
         if state != self.gateway_state:
@@ -161,13 +165,94 @@ class NeighbourhoodService:
             self.gateway_state = state
 
     async def _consume(self) -> None:
+        await self._refresh_registry()
         try:
             async for message in self.client.stream(self._last_seq(), self._store_seq,
                                                     on_state=self._on_state):
-                await asyncio.to_thread(self._accept, message)
+                if message.kind == "request":
+                    await self._accept_request(message)
+                else:
+                    await asyncio.to_thread(self._accept, message)
         except FederationError as err:
             log.error("gateway stream stopped: %s", err)
             self._on_state(f"refused: {err}")
+
+    async def _refresh_registry(self) -> None:
+        """Fetch a newer registry from the gateway; keep the pinned one on any failure."""
+        from .requests import load_registry, pinned_authority, store_registry
+
+        authority = pinned_authority(self.hub.data)
+        if authority is None:
+            return
+        now = self.hub.clock().timestamp()
+        try:
+            current = await asyncio.to_thread(load_registry, self.hub.data,
+                                              self.membership.gateway_kid, now)
+        except FederationError as err:
+            log.warning("the stored registry no longer verifies: %s", err)
+            current = None
+        try:
+            fresh = await self.client.fetch_registry(authority, current=current, now=now)
+        except FederationError as err:
+            log.warning("registry not refreshed: %s", err)
+            return
+        if fresh is not current:
+            await asyncio.to_thread(store_registry, self.hub.data, fresh)
+            log.info("registry version %s from authority %s", fresh.version, authority[:12])
+
+    async def _accept_request(self, message) -> None:
+        """Verify a routed agency request; keep it for the owner, or record why it was dropped."""
+        from federation.routed_request import checkpoint_verifier, verify_routed_request
+
+        from .requests import DROPPED, PENDING, load_registry, own_checks, record_request
+
+        known = self.hub.db.execute("select status from requests where id = ?",
+                                    [message.id]).fetchone()
+        if known is not None and known[0] != DROPPED:
+            # A redelivery after a crash, or a gateway replaying: the owner saw it once already.
+            log.warning("agency request %s delivered again; ignored (replayed)", message.id)
+            return
+        await self._refresh_registry()
+        now = self.hub.clock().timestamp()
+        last = self._state("last_checkpoint")
+        try:
+            registry = await asyncio.to_thread(load_registry, self.hub.data,
+                                               self.membership.gateway_kid, now)
+            if registry is None:
+                raise PorchlightError("no registry is pinned (join with --registry-key)")
+            consistency = await self.client.consistency_for(message, last)
+            verified = await asyncio.to_thread(
+                verify_routed_request, message, registry=registry,
+                gateway_kid=self.membership.gateway_kid, last_checkpoint=last,
+                verifier_key=checkpoint_verifier(self.membership.gateway_jwk), now=now,
+                # Replays are caught by request id above, so that a redelivery after a crash
+                # between verifying and storing is not lost as a "replay".
+                replay_store=None, consistency_proof=consistency)
+        except (FederationError, PorchlightError) as err:
+            why = err.message if isinstance(err, FederationError) else str(err)
+            log.warning("dropped agency request %s: %s", message.id, why)
+            await asyncio.to_thread(record_request, self.hub, None, status=DROPPED, detail=why,
+                                    request_id=message.id, token=message.jws)
+            return
+        self._set_state("last_checkpoint", verified.store_checkpoint)
+        why = await asyncio.to_thread(own_checks, self.hub, verified)
+        if why is not None:
+            log.info("dropped agency request %s: %s", verified.id, why)
+            await asyncio.to_thread(record_request, self.hub, verified, status=DROPPED, detail=why)
+            return
+        await asyncio.to_thread(record_request, self.hub, verified, status=PENDING)
+        self.hub.emit({"kind": "request", "id": verified.id, "agency": verified.agency.name,
+                       "summary": f"{verified.agency.name} asks for footage "
+                                  f"(case {verified.claims.case}); approve or deny it"})
+
+    def _state(self, key: str) -> str | None:
+        row = self.hub.db.execute("select value from federation_state where key = ?",
+                                  [key]).fetchone()
+        return row[0] if row else None
+
+    def _set_state(self, key: str, value: str) -> None:
+        with self.hub.db.write_lock:
+            self.hub.db["federation_state"].upsert({"key": key, "value": value}, pk="key")
 
     def _accept(self, message) -> None:
         try:

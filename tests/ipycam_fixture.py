@@ -13,14 +13,14 @@ import functools
 import ipaddress
 import os
 import random
-import select
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.rtsp_fixture import read_line
 
 ROOT = Path(__file__).resolve().parents[1]
 IPYCAM_PYTHON = ROOT / ".venv-ipycam" / "bin" / "python"
@@ -121,7 +121,7 @@ def start_ipycam(*, user: str = "admin", password: str = "", name: str = "Porch 
          "--user", user, "--password", password, "--name", name],
         stdout=subprocess.PIPE, stderr=stderr, cwd=camera.workdir)
     try:
-        line = _read_line(camera.process, ready_timeout)
+        line = read_line(camera.process, ready_timeout)
         if line.strip() != b"ready":
             stderr.seek(0)
             detail = stderr.read().decode(errors="replace").strip()[-2000:]
@@ -132,17 +132,3 @@ def start_ipycam(*, user: str = "admin", password: str = "", name: str = "Porch 
         stderr.close()
 
 
-def _read_line(process: subprocess.Popen, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    line = b""
-    while not line.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or process.poll() is not None:
-            break
-        readable, _, _ = select.select([process.stdout], [], [], remaining)
-        if readable:
-            chunk = os.read(process.stdout.fileno(), 1)
-            if not chunk:
-                break
-            line += chunk
-    return line

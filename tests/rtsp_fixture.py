@@ -51,6 +51,23 @@ def gst_rtsp_missing() -> str | None:
     return None
 
 
+def read_line(process: subprocess.Popen, timeout: float) -> bytes:
+    """Read one line of a child's stdout, giving up after timeout or when the child exits."""
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or process.poll() is not None:
+            break
+        readable, _, _ = select.select([process.stdout], [], [], remaining)
+        if readable:
+            chunk = os.read(process.stdout.fileno(), 1)
+            if not chunk:
+                break
+            line += chunk
+    return line
+
+
 @dataclass
 class RtspServer:
     """A running test RTSP server on 127.0.0.1."""
@@ -106,17 +123,7 @@ def start_rtsp_server(
     server = RtspServer(process, 0, user, password)
     deadline = time.monotonic() + ready_timeout
     try:
-        line = b""
-        while not line.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or process.poll() is not None:
-                break
-            readable, _, _ = select.select([process.stdout], [], [], remaining)
-            if readable:
-                chunk = os.read(process.stdout.fileno(), 1)
-                if not chunk:
-                    break
-                line += chunk
+        line = read_line(process, deadline - time.monotonic())
         if not line.startswith(b"READY "):
             server.stop()
             stderr.seek(0)
