@@ -1,74 +1,242 @@
-"""`porchlight demo`: a hub on embedded defaults, start to finish, with no configuration."""
+"""`porchlight demo`: a whole neighbourhood on one machine, on embedded defaults.
+
+A registry authority lists a police agency; a gateway serves the street; three households run
+hubs with a synthetic camera each (two on Maple Street, one 5 km away). The demo records real
+H.264 into the encrypted vaults, exports footage with the passphrase, checks that no plaintext
+reached any disk, posts a neighbourhood alert, and walks an agency request through the public
+log, each owner's decision and the agency's end-to-end encrypted pickup. Services run as real
+processes (`porchlight gateway run`, `porchlight run`) talking over loopback.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import secrets
+import signal
+import subprocess
+import sys
 import tempfile
-from datetime import timedelta
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
 
-from .footage import export_footage, import_files
+from .alerts import list_alerts
+from .camera_admin import add_camera
+from .datadir import DataDir
+from .footage import export_footage
 from .household import unlock_household_identity
 from .init import create_hub
-from .plugins import collect_types
+from .neighbourhood import join, queue_alert
+from .requests import approve, deny, list_requests
 from .service import Hub
 from .timeutil import iso, utcnow
+
+STREET = (51.5007, -0.1246)
+HOUSES = {"maple-12": (51.5007, -0.1246), "maple-14": (51.5010, -0.1240),
+          "oak-3": (51.5450, -0.1246)}
+RECORD_SECONDS = 24
 
 
 def _say(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
 
+class _Service:
+    """A `porchlight` service process of the demo, stopped by its pid."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.ready = self.proc.stdout.readline().strip()
+        if "listening on" not in self.ready:
+            raise RuntimeError(f"`porchlight {' '.join(args[:2])}` did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _wait(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    return predicate()
+
+
 def run_demo(keep: Path | None = None) -> int:
-    """Create a hub, record a generated clip into the vault, list it, export it; say each step."""
+    """Run the neighbourhood demo; say what happens at each step."""
     with tempfile.TemporaryDirectory(prefix="porchlight-demo-") as scratch:
         base = Path(keep) if keep else Path(scratch)
         base.mkdir(parents=True, exist_ok=True)
-        root = base / "hub"
-        passphrase = secrets.token_urlsafe(18)
-        _say(f"creating a hub in {root} (demo passphrase: {passphrase})")
-        create_hub(root, passphrase, name="demo-porch", location=(51.5007, -0.1246))
-        hub = Hub(root)
+        services: list[_Service] = []
         try:
-            clip = base / "porch-camera.mp4"
-            _say("generating 30 s of H.264 from the synthetic porch camera (PyAV, in process)")
-            cameras = collect_types(hub.pm.hook.porchlight_camera_types(), "camera")
-            cameras["synthetic"].write_clip(clip, seconds=30.0, fps=15)
-            start = utcnow().replace(microsecond=0) - timedelta(minutes=5)
-            segments = import_files(hub, "porch", start, [clip], progress=False)
-            clip.unlink()  # the only plaintext was our own generated input
-            _say(f"sealed {len(segments)} segments into the vault with the public key only:")
-            for s in segments:
-                _say(f"  {s.camera} {iso(s.start)} .. {iso(s.end)}  {s.size:>7} bytes  "
-                     f"sha256 {s.sha256[:16]}...  {s.path}")
-            out = base / "porch-export.mp4"
-            _say("exporting the first 20 s: this needs the passphrase")
-            identity = unlock_household_identity(hub.data, passphrase)
-            result = export_footage(
-                hub, "porch", start, start + timedelta(seconds=20), out, lambda: identity,
-                progress=False,
-            )
-            with av.open(str(out)) as container:
-                frames = sum(1 for _ in container.decode(video=0))
-            _say(f"wrote {out.name}: {len(result.exported)} segments, {frames} frames, "
-                 f"{out.stat().st_size} bytes, remuxed without re-encoding")
-            leaked = _plaintext_on_disk(root, hub.vault.read(segments[0], identity))
-            _say("checked every file of the data dir: "
-                 + ("no plaintext footage on disk" if not leaked else f"LEAK in {leaked}"))
+            _neighbourhood(base, services)
         finally:
-            hub.close()
+            for service in reversed(services):
+                service.stop()
         if keep:
             _say(f"kept everything in {base}")
-        return 0
+    return 0
 
 
-def _plaintext_on_disk(root: Path, plain: bytes) -> list[str]:
-    """Return data-dir files that contain a slice of a segment's plaintext video."""
+def _neighbourhood(base: Path, services: list[_Service]) -> None:
+    from federation.agency import agency_fetch, agency_request, agency_status, init_agency
+    from federation.gateway import create_invite, init_gateway
+    from federation.log_verify import log_verify
+    from federation.registry_authority import add_agency, init_authority, publish_registry
+
+    _say("1. The neighbourhood")
+    authority_fp = init_authority(base / "authority", "Maple Street Oversight Board")
+    _say(f"   registry authority 'Maple Street Oversight Board', key {authority_fp[:19]}...")
+    card = init_agency(base / "agency", "Metro Police, Precinct 9")
+    add_agency(base / "authority", card, jurisdiction=(*STREET, 8000.0), since="2025-03-01",
+               contact="precinct9@example.org")
+    gateway_info = init_gateway(base / "gateway", name="Maple Street",
+                                registry_key=authority_fp)
+    gateway = _Service("gateway", "run", "--data", str(base / "gateway"), "--listen",
+                       "127.0.0.1:0")
+    services.append(gateway)
+    url = gateway.ready.split(" on ", 1)[1].split(" as ")[0]
+    _say(f"   gateway 'Maple Street' at {url}, key {gateway_info.fingerprint[:19]}...")
+    published = asyncio.run(publish_registry(base / "authority", url))
+    _say(f"   registry v{published['version']} lists Metro Police, Precinct 9 "
+         f"(in the public log at index {published['log_index']})")
+
+    passphrases, roots = {}, {}
+    for name, where in HOUSES.items():
+        passphrases[name] = secrets.token_urlsafe(18)
+        root = base / name
+        create_hub(root, passphrases[name], name=name, location=where)
+        add_camera(DataDir(root), "porch", synthetic=True)
+        hub = Hub(root)
+        try:
+            membership = join(hub, url, create_invite(base / "gateway"), pin=gateway_info.kid,
+                              registry_key=authority_fp)
+        finally:
+            hub.close()
+        roots[name] = root
+        _say(f"   hub {name}: joined, registered only its coarse cell {membership.cell}")
+    for root in roots.values():
+        services.append(_Service("run", "--data", str(root), "--listen", "127.0.0.1:0"))
+
+    _say(f"2. Recording: each hub records its synthetic porch camera for {RECORD_SECONDS} s")
+    started = utcnow()
+    time.sleep(RECORD_SECONDS)
+    hub = Hub(roots["maple-12"])
+    try:
+        segments = [s for s in hub.vault.segments("porch") if s.media_type == "video/mp4"]
+        _say(f"   maple-12 sealed {len(segments)} segments with its public key only, e.g. "
+             f"{segments[0].path}")
+        identity = unlock_household_identity(hub.data, passphrases["maple-12"])
+        out = base / "maple-12-export.mp4"
+        result = export_footage(hub, "porch", started - timedelta(minutes=1), utcnow(), out,
+                                lambda: identity, progress=False)
+        with av.open(str(out)) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        _say(f"   exported {len(result.exported)} segments with the passphrase: {frames} frames, "
+             "remuxed without re-encoding")
+        leaked = _plaintext_on_disk(base, hub.vault.read(segments[0], identity), skip=out)
+        _say("   searched every file of every data dir: "
+             + ("no plaintext footage anywhere" if not leaked else f"LEAK in {leaked}"))
+
+        _say("3. An alert")
+        queue_alert(hub, "suspicious", "Someone trying car doors on Maple Street")
+    finally:
+        hub.close()
+    got = _wait(lambda: _feed(roots["maple-14"]))
+    _say(f"   maple-14 received it ({got[0].verification}): \"{got[0].text}\"")
+    _say(f"   oak-3, 5 km away, received {len(_feed(roots['oak-3']))} alerts")
+
+    _say("4. An agency request")
+    window_start = utcnow() - timedelta(minutes=16)
+    request_id = asyncio.run(agency_request(
+        base / "agency", url, case="2026-PD9-0412", reason="Car break-ins on Maple Street",
+        start=window_start, end=utcnow() - timedelta(seconds=2), lat=STREET[0], lon=STREET[1],
+        radius_m=300))
+    _say(f"   Metro Police asked for footage around Maple Street: request {request_id}")
+    for name in HOUSES:
+        waiting = _wait(lambda n=name: _inbox(roots[n]), timeout=10 if name == "oak-3" else 30)
+        state = waiting[0]["status"] if waiting else "never saw it (outside the circle)"
+        _say(f"   {name}: {state}")
+    hub = Hub(roots["maple-12"])
+    try:
+        decision = asyncio.run(_with_client(hub, lambda client, kid: approve(
+            hub, client, kid, request_id, identity)))
+    finally:
+        hub.close()
+    _say(f"   maple-12 approved: {len(decision.clips)} clip sealed to the agency's age key")
+    hub = Hub(roots["maple-14"])
+    try:
+        asyncio.run(_with_client(hub, lambda client, kid: deny(hub, client, kid, request_id,
+                                                               silent=False)))
+    finally:
+        hub.close()
+    _say("   maple-14 denied it (a signed denial; the agency never learns which house)")
+    status = asyncio.run(agency_status(base / "agency", url, request_id))
+    _say(f"   agency status: asked {status['asked']}, approved {status['approved']}, "
+         f"denied {status['denied']}, pending {status['pending']}")
+    manifest = asyncio.run(agency_fetch(base / "agency", url, request_id, base / "evidence"))
+    for clip in manifest["clips"]:
+        with av.open(str(base / "evidence" / clip["file"])) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        _say(f"   agency decrypted {clip['file']}: {frames} frames, camera {clip['camera']}, "
+             f"{clip['start']}..{clip['end']}, chain of custody in evidence/manifest.json")
+    with urllib.request.urlopen(f"{url}/v1/registry/summary", timeout=10) as reply:
+        listed = json.load(reply)["agencies"][0]
+    since = datetime.fromtimestamp(listed["since"], UTC).date() \
+        if isinstance(listed["since"], int) else listed["since"]
+    _say(f"   public registry page {url}/registry: {listed['name']} since {since}: "
+         f"{listed['requests']} requests, {listed['approvals']} approvals, "
+         f"{listed['denials']} denials")
+    report = asyncio.run(log_verify(url, base / "log-state"))
+    _say(f"   log verify: {report.size} entries checked, "
+         + ("all consistent" if report.ok else f"PROBLEMS: {report.problems}"))
+    _say(f"done at {iso(utcnow())}")
+
+
+async def _with_client(hub: Hub, work):
+    from federation.client import GatewayClient
+
+    from .neighbourhood import hub_key, load_membership
+
+    membership = load_membership(hub.data)
+    async with GatewayClient.for_membership(membership, hub_key(hub.data)) as client:
+        return await work(client, membership.gateway_kid)
+
+
+def _feed(root: Path):
+    hub = Hub(root)
+    try:
+        return [a for a in list_alerts(hub.db) if a.via == "gateway" and a.verification != "posted by this hub"]
+    finally:
+        hub.close()
+
+
+def _inbox(root: Path) -> list[dict]:
+    hub = Hub(root)
+    try:
+        return list_requests(hub)
+    finally:
+        hub.close()
+
+
+def _plaintext_on_disk(base: Path, plain: bytes, skip: Path) -> list[str]:
+    """Return files under base, other than the export, holding a slice of a segment's video."""
     with av.open(io.BytesIO(plain)) as container:
         packet = next(p for p in container.demux(video=0) if p.size > 256)
         needle = bytes(packet)[64:128]
-    return [str(p.relative_to(root)) for p in root.rglob("*")
-            if p.is_file() and needle in p.read_bytes()]
+    return [str(p.relative_to(base)) for p in base.rglob("*")
+            if p.is_file() and p != skip and needle in p.read_bytes()]
