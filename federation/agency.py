@@ -9,6 +9,7 @@ An agency's data directory holds:
 | ``agency.json`` | its public card for the registry authority: name, signing JWK, age recipient |
 | ``gateways.json`` | the kid of each gateway it talked to, pinned on first use |
 | ``requests/<id>.json`` | each request it sent: the exact JWS, where the log put it |
+| ``announcements/<id>.json`` | each announcement it posted: the exact JWS, the gateway |
 
 ``agency_fetch`` downloads the sealed clips of every approving answer, checks each hub's
 signed answer (under the key the gateway vouches for, and in the public log) and the SHA-256
@@ -36,6 +37,11 @@ from typing import Any, cast
 import aiohttp
 from pyrage import x25519
 
+from .announcements import (
+    DEFAULT_ANNOUNCEMENT_LIFETIME_S,
+    announcement_id,
+    sign_announcement,
+)
 from .client import GatewayHTTP, GatewayKeyChanged, GatewayRejected, GatewayUnavailable
 from .errors import FederationError, KeyInvalid
 from .jws import new_jti, sign_message, verify_message
@@ -54,6 +60,7 @@ from .sealed import SealError, open_clip
 from .tlog_proof import TlogProofError, verify_tlog_proof
 from .wire import (
     MAX_ENTRIES_BYTES,
+    AnnouncementAccepted,
     AnswersAnswer,
     Info,
     RequestAccepted,
@@ -69,6 +76,7 @@ AGENCY_IDENTITY_FILE = "agency.age"
 AGENCY_CARD_FILE = "agency.json"
 GATEWAYS_FILE = "gateways.json"
 REQUESTS_DIR = "requests"
+ANNOUNCEMENTS_DIR = "announcements"
 MANIFEST_FILE = "manifest.json"
 DEFAULT_REQUEST_LIFETIME_S = 14 * DAY
 _DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
@@ -193,6 +201,17 @@ class AgencyClient(GatewayHTTP):
             signed=False,
         )
         return parse_answer(RequestAccepted, data, what="request answer")
+
+    async def post_announcement(self, token: str) -> AnnouncementAccepted:
+        """Post a signed announcement (POST /v1/announcements)."""
+        data = await self._request(
+            "POST",
+            "/v1/announcements",
+            token.encode("ascii"),
+            content_type="application/jose",
+            signed=False,
+        )
+        return parse_answer(AnnouncementAccepted, data, what="announcement answer")
 
     async def status(self, request_id: str) -> RequestStatus:
         """Return a request's counts (GET /v1/requests/{id}/status)."""
@@ -327,6 +346,59 @@ async def agency_request(
         },
     )
     log.info("request %s logged at %s", accepted.id, accepted.log_index)
+    return accepted.id
+
+
+async def agency_announce(
+    data_dir: str | os.PathLike[str],
+    gateway_url: str,
+    *,
+    text: str,
+    category: str,
+    lat: float | None = None,
+    lon: float | None = None,
+    radius_m: float | None = None,
+    lifetime_s: int = DEFAULT_ANNOUNCEMENT_LIFETIME_S,
+    now: float | None = None,
+) -> str:
+    """Sign a public announcement and post it; return its id (the SHA-256 of its JWS)."""
+    area = None
+    if lat is not None and lon is not None and radius_m is not None:
+        area = {"lat": float(lat), "lon": float(lon), "radius_m": float(radius_m)}
+    elif (lat, lon, radius_m) != (None, None, None):
+        raise AgencyError(
+            "an announcement's area needs lat, lon and radius_m together (or none of them, "
+            "to reach every household of the neighbourhood)",
+            reason="bad_area",
+        )
+    root = Path(data_dir)
+    agency = load_agency(root)
+    issued = int(time.time() if now is None else now)
+    async with AgencyClient(gateway_url, signing_key=agency.key) as client:
+        info = await _gateway(client, root)
+        token = sign_announcement(
+            agency.key,
+            gateway_kid=info.gateway.kid,
+            text=text,
+            category=category,
+            area=area,
+            now=issued,
+            lifetime_s=lifetime_s,
+        )
+        accepted = await client.post_announcement(token)
+    if accepted.id != announcement_id(token):
+        raise AgencyError("the gateway answered for another announcement", reason="bad_answer")
+    _write_json(
+        root / ANNOUNCEMENTS_DIR / f"{accepted.id}.json",
+        {
+            "id": accepted.id,
+            "gateway": gateway_url,
+            "gateway_kid": info.gateway.kid,
+            "jws": token,
+            "expires": accepted.expires,
+        },
+    )
+    log.info("announcement %s posted to %s", accepted.id[:12], gateway_url)
     return accepted.id
 
 

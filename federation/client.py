@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -64,7 +65,15 @@ _M = TypeVar("_M")
 # A connection that lived this long was healthy: the next reconnect starts backoff afresh.
 STABLE_AFTER_S = 10.0
 HEARTBEAT_S = 20.0
+# Kinds verify_relayed checks under the key the frame carries. Kinds an agency signs
+# ("request", "announcement") carry no key: the hub verifies them under its pinned registry.
 KIND_TYPES = {"alert": TYP_ALERT}
+_REGISTRY_KINDS = {
+    "request": "federation.routed_request.verify_routed_request",
+    "announcement": "federation.announcements.verify_announcement",
+}
+# Alert ids and photo names: lower-case hex SHA-256.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # WebSocket close codes that mean "stop", not "reconnect" (see federation.gateway_stream).
 _FINAL_CLOSE = {4403: "blocked", 4409: "replaced", 1008: "policy"}
 
@@ -81,6 +90,12 @@ class GatewayRejected(FederationError):
 
 class GatewayUnavailable(TransientError):
     """The gateway could not be reached or failed; try again later."""
+
+
+class AttachmentCorrupt(FederationError):
+    """A photo's bytes are not the ones its alert lists (SHA-256 or size); none were kept."""
+
+    default_reason = "attachment_corrupt"
 
 
 class GatewayKeyChanged(FederationError):
@@ -146,6 +161,12 @@ def verify_relayed(
 ) -> VerifiedMessage:
     """Verify a relayed message end to end under the author key the gateway vouches for."""
     typ = KIND_TYPES.get(message.kind)
+    if message.kind in _REGISTRY_KINDS:
+        raise MalformedMessage(
+            f"a relayed {message.kind} is signed by an agency and carries no key; verify it "
+            f"under the pinned registry with {_REGISTRY_KINDS[message.kind]}",
+            reason="unknown_kind",
+        )
     if typ is None or message.jwk is None:
         raise MalformedMessage(
             f"cannot verify a relayed {message.kind!r} message", reason="unknown_kind"
@@ -449,6 +470,70 @@ class GatewayClient(GatewayHTTP):
             )
 
         await self.delivery.send(self.origin, attempt)
+
+    # -- alert photos -----------------------------------------------------------------------
+
+    @staticmethod
+    def _attachment_path(alert_id: str, sha256: str) -> str:
+        for name, value in (("alert_id", alert_id), ("sha256", sha256)):
+            if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value):
+                raise SchemaError(
+                    f"{name} must be 64 lower-case hex digits (a SHA-256)",
+                    reason="bad_sha256",
+                    field=name,
+                )
+        return f"/v1/alerts/{alert_id}/attachments/{sha256}"
+
+    async def upload_attachment(self, alert_id: str, sha256: str, data: bytes) -> None:
+        """Upload a photo of this hub's posted alert, retrying while the gateway is unavailable."""
+        # Post the alert first: the gateway takes only photos a live alert of this hub lists.
+        path = self._attachment_path(alert_id, sha256)
+        body = bytes(data)
+        if hashlib.sha256(body).hexdigest() != sha256:
+            raise AttachmentCorrupt(
+                f"these bytes are not photo {sha256[:16]}...: their SHA-256 differs; upload "
+                "exactly the bytes the alert lists",
+            )
+        # A photo may take a while on a home uplink: bound the silence, not the total.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+
+        async def attempt() -> bytes:
+            return await self._request(
+                "POST", path, body, content_type="application/octet-stream", timeout=timeout
+            )
+
+        await self.delivery.send(self.origin, attempt)
+
+    async def fetch_attachment(self, alert_id: str, sha256: str, size: int) -> bytes:
+        """Fetch a photo of an alert relayed to this hub; check its SHA-256 and size."""
+        # size and sha256 come from the verified alert's claims; the gateway is not trusted.
+        path = self._attachment_path(alert_id, sha256)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise SchemaError("size must be a positive integer", reason="invalid_field")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+
+        # Read at least an error answer's worth, so a refusal of a tiny photo is not cut off.
+        limit = max(size, MAX_ANSWER_BYTES)
+
+        async def attempt() -> bytes:
+            try:
+                return await self._request("GET", path, limit=limit, timeout=timeout)
+            except GatewayUnavailable as err:
+                if err.reason != "too_large":
+                    raise
+                # Too many bytes is not a passing failure: do not retry it.
+                raise AttachmentCorrupt(
+                    f"the gateway served more than the {size} bytes the alert lists for photo "
+                    f"{sha256[:16]}...; it was not kept",
+                ) from err
+
+        data = await self.delivery.send(self.origin, attempt)
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+            raise AttachmentCorrupt(
+                f"photo {sha256[:16]}... arrived as {len(data)} bytes with another SHA-256 "
+                f"than the alert lists ({size} bytes); it was not kept",
+            )
+        return data
 
     async def post_answer(self, request_id: str, answer_jws: str) -> AnswerReceipt:
         """Post the hub's signed answer to a request; return where the log put it."""

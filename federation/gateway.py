@@ -49,6 +49,7 @@ from .keys import (
     parse_pin,
     save_private_key,
 )
+from .photo_relay import sweep_orphan_photos
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def block_hub(
     """Block a hub (member or not yet); withdraw its alerts; return how many were withdrawn."""
     with contextlib.closing(_store(data_dir)) as store:
         withdrawn = store.block(_check_kid(kid), note=note, now=clock())
+        # The withdrawn alerts' photos go now, not at the running gateway's next purge.
+        sweep_orphan_photos(store, data_dir)
     log.info("blocked hub %s, withdrew %s alerts", kid, withdrawn)
     return withdrawn
 

@@ -26,6 +26,8 @@ from aiohttp import WSMsgType, web
 
 from .cells import neighbour_cells
 from .errors import FederationError, MalformedMessage, ReplayDetected
+from .gateway_announcements import AnnouncementService
+from .gateway_attachments import AttachmentService
 from .gateway_errors import HubBlocked, InviteInvalid, OutOfRange, http_status
 from .gateway_requests import RequestService
 from .gateway_settings import GatewaySettings
@@ -49,10 +51,12 @@ from .hop import (
 from .invites import split_invite
 from .jws import verify_message
 from .keys import KeySet, SigningKey, import_public_jwk, load_private_key, thumbprint
+from .photo_relay import PHOTO_TYPES
 from .schemas import TYP_ALERT, TYP_REGISTRATION, AlertClaims, RegistrationClaims
 from .wire import (
     MAX_ACK_BYTES,
     PROTOCOL_VERSION,
+    encode_announcement_frame,
     encode_frame,
     parse_ack,
     parse_join_request,
@@ -163,6 +167,8 @@ class Gateway:
         self.store: GatewayStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self.requests: RequestService | None = None
+        self.announcements: AnnouncementService | None = None
+        self.attachments: AttachmentService | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stream_tasks: set[asyncio.Task[Any]] = set()
 
@@ -175,6 +181,8 @@ class Gateway:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-db")
         self.requests = RequestService(self)
         await self.requests.start()
+        self.announcements = AnnouncementService(self)
+        self.attachments = AttachmentService(self)
         task = asyncio.create_task(self._housekeeping(), name="gateway-housekeeping")
         self._tasks.add(task)
         log.info("gateway %s (%s) ready", self.settings.name, self.key.kid)
@@ -188,6 +196,8 @@ class Gateway:
         self._tasks.clear()
         if self.requests is not None:
             await self.requests.stop()
+        if self.attachments is not None:
+            self.attachments.close()
         if self.store is not None and self._executor is not None:
             # Acks only save redelivery; losing the last few on a failing shutdown is harmless.
             with contextlib.suppress(OSError, RuntimeError, sqlite3.Error):
@@ -233,12 +243,20 @@ class Gateway:
             await self.streams.close_hub(hub, CLOSE_BLOCKED, "blocked")
         await self._db(self.store.record_acks, self.streams.take_acks())
         if purge:
-            now = self.clock()
-            counts = await self._db(self.store.purge, now=now)
-            if self.requests is not None:
-                counts["clips"] = await self.requests.purge(now)
+            counts = await self.purge()
             if any(counts.values()):
                 log.info("purged %s", counts)
+
+    async def purge(self) -> dict[str, int]:
+        """Delete what is past its time now: alerts and their photos, announcements, clips."""
+        assert self.store is not None
+        now = self.clock()
+        counts = await self._db(self.store.purge, now=now)
+        if self.attachments is not None:
+            counts["photos"] = await self.attachments.sweep()
+        if self.requests is not None:
+            counts["clips"] = await self.requests.purge(now)
+        return counts
 
     # -- application ------------------------------------------------------------------------
 
@@ -251,7 +269,10 @@ class Gateway:
         app.router.add_post("/v1/alerts", self.handle_alert)
         app.router.add_get("/v1/stream", self.handle_stream)
         assert self.requests is not None
+        assert self.announcements is not None and self.attachments is not None
         self.requests.add_routes(app)
+        self.announcements.add_routes(app)
+        self.attachments.add_routes(app)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -485,6 +506,8 @@ class Gateway:
             limit=self.settings.alerts_per_hour,
             window_s=3600.0,
             now=now,
+            # Who may fetch its photos from this gateway (federation/gateway_attachments.py).
+            record_recipients=any(a.type in PHOTO_TYPES for a in claims.attachments),
         )
         live = self.streams.offer(
             recipients,
@@ -509,6 +532,11 @@ class Gateway:
                 (row.seq, encode_frame(row.seq, "alert", row.alert_id, row.token, row.author_jwk))
                 for row in rows
                 if row.kind == "alert"
+            ]
+            frames += [
+                (row.seq, encode_announcement_frame(row.seq, row.alert_id, row.token))
+                for row in rows
+                if row.kind == "announcement"
             ]
             # Requests get a tlog-proof against the checkpoint of the moment they are sent.
             frames += requests.request_frames([row for row in rows if row.kind == "request"])

@@ -122,6 +122,36 @@ class NoRegistry(GatewayError):
     default_reason = "no_registry"
 
 
+class UnknownAlert(GatewayError):
+    """No live alert has this id here (unknown, expired or withdrawn)."""
+
+    default_reason = "unknown_alert"
+
+
+class NotAuthor(GatewayError):
+    """Only the hub that posted an alert may upload its photos."""
+
+    default_reason = "not_author"
+
+
+class AttachmentNotListed(GatewayError):
+    """The alert lists no attachment with this SHA-256."""
+
+    default_reason = "not_listed"
+
+
+class AttachmentNotUploaded(GatewayError):
+    """The alert lists this photo, but its author has not uploaded it (yet)."""
+
+    default_reason = "not_uploaded"
+
+
+class NotAPhoto(GatewayError):
+    """The gateway relays JPEG and PNG photos only: never video, never anything else."""
+
+    default_reason = "not_a_photo"
+
+
 # Failures whose status is not implied by their class above.
 _STATUS_BY_REASON = {
     "too_large": 413,
@@ -141,6 +171,11 @@ _STATUS_BY_REASON = {
     "not_your_request": 403,
     "unknown_request": 404,
     "clip_gone": 404,
+    "not_author": 403,
+    "unknown_alert": 404,
+    "not_listed": 404,
+    "not_uploaded": 404,
+    "not_a_photo": 415,
 }
 
 

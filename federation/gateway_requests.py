@@ -22,6 +22,7 @@ from aiohttp import web
 from . import gateway_request_store as rs
 from .cells import cells_covering_circle
 from .errors import FederationError, MalformedMessage, SchemaError
+from .gateway_announcements import announcement_tallies
 from .gateway_errors import (
     ClipGone,
     GatewayError,
@@ -305,6 +306,9 @@ class RequestService:
         if self.registry is None or verified.version > self.registry.version:
             self.registry = verified
         self.ever_listed |= set(verified.agencies)
+        if self.gateway.announcements is not None and self.registry is verified:
+            # A removed agency's announcements stop being relayed at once.
+            await self.gateway.announcements.withdraw_unlisted(verified)
         log.info(
             "registry version %s with %s agencies logged at %s",
             verified.version,
@@ -337,6 +341,7 @@ class RequestService:
     def _summary(self, db: sqlite3.Connection) -> dict[str, Any]:
         current = rs.current_registry(db)
         counts = rs.tallies(db)
+        announced = announcement_tallies(db)
         listed = dict(current.agencies) if current else {}
         known: dict[str, dict[str, Any]] = {}
         for (agencies,) in db.execute(
@@ -356,6 +361,7 @@ class RequestService:
                     "contact": entry["contact"],
                     "listed": kid in listed,
                     **tally,
+                    "announcements": announced.get(kid, 0),
                 }
             )
         rows.sort(key=lambda row: (not row["listed"], row["name"].casefold(), row["kid"]))
@@ -367,7 +373,7 @@ class RequestService:
         }
 
     async def handle_registry_summary(self, request: web.Request) -> web.Response:
-        """GET /v1/registry/summary: agencies and their request counts from the log."""
+        """GET /v1/registry/summary: agencies, their request counts and announcements."""
         return web.json_response(await self._read(self._summary))
 
     async def handle_registry_page(self, request: web.Request) -> web.Response:

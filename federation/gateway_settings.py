@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from .errors import ScopeError
 from .gateway_errors import GatewayError
-from .schemas import DAY, HOUR, Kid
+from .schemas import DAY, HOUR, MAX_ATTACHMENT_BYTES, Kid
 from .scope import DEFAULT_LIMITS, ScopeLimits
 
 SETTINGS_FILE = "gateway.toml"
@@ -64,6 +64,10 @@ class GatewaySettings(BaseModel):
     max_clip_store_bytes: Annotated[int, Field(ge=1024, le=2**50)] = 8 * 1024**3
     clip_ttl_s: Annotated[float, Field(ge=60, le=30 * DAY)] = 7 * DAY
     clip_fetched_grace_s: Annotated[float, Field(ge=0, le=DAY)] = HOUR
+    # Agency announcements and alert photos (docs/agency-protocol.md, docs/protocol.md).
+    agency_announcements_per_hour: Annotated[int, Field(ge=1, le=1_000_000)] = 10
+    max_attachment_bytes: Annotated[int, Field(ge=1024, le=MAX_ATTACHMENT_BYTES)] = 8 * 1024**2
+    max_attachment_store_bytes: Annotated[int, Field(ge=1024, le=2**50)] = 2 * 1024**3
 
     @model_validator(mode="after")
     def _scope_only_tighter(self) -> GatewaySettings:

@@ -3,8 +3,9 @@
 Nothing here verifies a signature; callers hand in messages that already verified. Each
 method is one transaction, so a rejected or half-done request changes nothing. The file is
 shared with the operator's commands (invite, block) while the gateway runs, hence WAL mode
-and a busy timeout. Only signed JWS text of at most 64 KiB is ever stored: no video, no
-pictures, no hub's exact location.
+and a busy timeout. Only signed JWS text of at most 64 KiB is ever stored here: no video, no
+hub's exact location. (Alert photos live as files beside it until their alert expires:
+federation/photo_relay.py.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .gateway_errors import AlreadyMember, HubBlocked, InviteInvalid, NotMember,
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # How long a replay entry outlives its message's exp (the JWS clock leeway).
 REPLAY_LEEWAY_S = 60
 
@@ -91,6 +92,30 @@ _SCHEMA_V2 = [
     " expires_at REAL NOT NULL, listed INTEGER NOT NULL DEFAULT 0, fetched_at REAL,"
     " PRIMARY KEY (request_id, sha256)) WITHOUT ROWID",
     "CREATE INDEX clips_expires ON clips (expires_at)",
+]
+
+# Version 3: agency announcements (federation/gateway_announcements.py) and alert photos
+# (federation/gateway_attachments.py). alert_recipients is filled only for alerts that list a
+# photo: it says who may fetch it after the queue entries are acknowledged and gone.
+_SCHEMA_V3 = [
+    "CREATE TABLE announcements ("
+    " id TEXT PRIMARY KEY, agency TEXT NOT NULL, jti TEXT NOT NULL, category TEXT NOT NULL,"
+    " token TEXT NOT NULL, received_at REAL NOT NULL, expires_at REAL NOT NULL)",
+    "CREATE INDEX announcements_expires ON announcements (expires_at)",
+    "CREATE INDEX announcements_agency ON announcements (agency)",
+    "CREATE TABLE announcement_deliveries ("
+    " hub TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " announcement_id TEXT NOT NULL REFERENCES announcements (id) ON DELETE CASCADE,"
+    " PRIMARY KEY (hub, seq)) WITHOUT ROWID",
+    "CREATE INDEX announcement_deliveries_id ON announcement_deliveries (announcement_id)",
+    "CREATE TABLE announcement_tallies (agency TEXT PRIMARY KEY, count INTEGER NOT NULL)",
+    "CREATE TABLE alert_recipients ("
+    " alert_id TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE, hub TEXT NOT NULL,"
+    " PRIMARY KEY (alert_id, hub)) WITHOUT ROWID",
+    "CREATE TABLE alert_attachments ("
+    " alert_id TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE, sha256 TEXT NOT NULL,"
+    " size INTEGER NOT NULL, type TEXT NOT NULL, uploaded_at REAL NOT NULL,"
+    " PRIMARY KEY (alert_id, sha256)) WITHOUT ROWID",
 ]
 
 
@@ -166,12 +191,13 @@ class GatewayStore:
     def _migrate(self) -> None:
         with self._tx() as db:
             (version,) = db.execute("PRAGMA user_version").fetchone()
-            if version == 0:
-                for statement in _SCHEMA + _SCHEMA_V2:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version == 1:
-                for statement in _SCHEMA_V2:
+            upgrades = {
+                0: _SCHEMA + _SCHEMA_V2 + _SCHEMA_V3,
+                1: _SCHEMA_V2 + _SCHEMA_V3,
+                2: _SCHEMA_V3,
+            }
+            if version in upgrades:
+                for statement in upgrades[version]:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
@@ -496,10 +522,12 @@ class GatewayStore:
         limit: int,
         window_s: float,
         now: float,
+        record_recipients: bool = False,
     ) -> list[tuple[str, int]]:
         """Store an alert and queue it for the members in the cells; return (kid, seq) pairs."""
         # The author's quota, the replay check, the alert and its queue entries commit
-        # together or not at all.
+        # together or not at all. record_recipients keeps who got it beyond the acks, for an
+        # alert whose photos they may fetch.
         cells = sorted(set(recipient_cells))
         with self._tx() as db:
             if db.execute("SELECT 1 FROM blocked WHERE kid = ?", (author,)).fetchone():
@@ -522,11 +550,16 @@ class GatewayStore:
                 "INSERT INTO deliveries (hub, seq, alert_id) VALUES (?, ?, ?)",
                 [(kid, seq, alert_id) for kid, seq in recipients],
             )
+            if record_recipients:
+                db.executemany(
+                    "INSERT INTO alert_recipients (alert_id, hub) VALUES (?, ?)",
+                    [(alert_id, kid) for kid, _ in recipients],
+                )
         return [(kid, seq) for kid, seq in recipients]
 
     def deliveries_after(self, hub: str, seq: int, *, limit: int, now: float) -> list[Delivery]:
         """Return a hub's queued messages after seq, in order, skipping expired ones."""
-        # Alerts and agency requests share the hub's sequence numbers.
+        # Alerts, agency requests and announcements share the hub's sequence numbers.
         with self._lock:
             rows = self._db.execute(
                 "SELECT d.seq, a.id, a.token, m.jwk, 'alert', -1 FROM deliveries d"
@@ -537,8 +570,13 @@ class GatewayStore:
                 " SELECT rr.seq, r.id, r.token, '', 'request', r.log_index"
                 " FROM request_recipients rr JOIN requests r ON r.id = rr.request_id"
                 " WHERE rr.hub = ? AND rr.seq > ? AND r.exp + ? >= ?"
+                " UNION ALL"
+                " SELECT ad.seq, n.id, n.token, '', 'announcement', -1"
+                " FROM announcement_deliveries ad JOIN announcements n"
+                " ON n.id = ad.announcement_id"
+                " WHERE ad.hub = ? AND ad.seq > ? AND n.expires_at >= ?"
                 " ORDER BY 1 LIMIT ?",
-                (hub, seq, now, hub, seq, REPLAY_LEEWAY_S, now, limit),
+                (hub, seq, now, hub, seq, REPLAY_LEEWAY_S, now, hub, seq, now, limit),
             ).fetchall()
         return [
             Delivery(
@@ -558,13 +596,22 @@ class GatewayStore:
             )
 
     def purge(self, *, now: float) -> dict[str, int]:
-        """Delete expired alerts and invites, acknowledged deliveries and stale counters."""
+        """Delete expired alerts, announcements and invites, acknowledged deliveries, counters."""
+        # An alert's photo rows go with it (ON DELETE CASCADE); their files are swept by the
+        # gateway right after (federation/photo_relay.py).
         with self._tx() as db:
             counts = {
                 "alerts": db.execute("DELETE FROM alerts WHERE expires_at < ?", (now,)).rowcount,
                 "deliveries": db.execute(
                     "DELETE FROM deliveries WHERE seq <= (SELECT acked_seq FROM members m"
                     " WHERE m.kid = deliveries.hub)"
+                ).rowcount,
+                "announcements": db.execute(
+                    "DELETE FROM announcements WHERE expires_at < ?", (now,)
+                ).rowcount,
+                "announcement_deliveries": db.execute(
+                    "DELETE FROM announcement_deliveries WHERE seq <= (SELECT acked_seq"
+                    " FROM members m WHERE m.kid = announcement_deliveries.hub)"
                 ).rowcount,
                 "replay": db.execute("DELETE FROM replay WHERE keep_until < ?", (now,)).rowcount,
                 "invites": db.execute(
@@ -592,6 +639,11 @@ class GatewayStore:
             "request_recipients",
             "answers",
             "clips",
+            "announcements",
+            "announcement_deliveries",
+            "announcement_tallies",
+            "alert_recipients",
+            "alert_attachments",
         )
         with self._lock:
             counts = {

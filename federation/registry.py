@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import MappingProxyType
@@ -29,7 +29,7 @@ import h3
 
 from .cells import DEFAULT_RES, cells_covering_circle, distance_m
 from .errors import FederationError, KeyInvalid, MessageExpired, UnknownKey
-from .jws import DEFAULT_LEEWAY_S, verify_message
+from .jws import DEFAULT_LEEWAY_S, VerifiedMessage, split_compact, verify_message
 from .keys import KeySet, thumbprint
 from .schemas import TYP_REGISTRY, RegistryClaims
 
@@ -356,3 +356,30 @@ def check_jurisdiction(agency: AgencyEntry, lat: float, lon: float, radius_m: fl
             f"area: the circle of {radius_m:g} m around {lat:.5f},{lon:.5f} is not inside "
             f"{agency.name}'s jurisdiction ({agency.jurisdiction_text})"
         )
+
+
+def verify_agency_message(
+    token: str | bytes,
+    *,
+    typ: str,
+    registry: VerifiedRegistry,
+    audience: str,
+    now: float,
+    ever_listed: Collection[str] = (),
+) -> VerifiedMessage:
+    """Verify a message an agency signed, under the registry's key for its kid."""
+    # The key comes from the registry by kid, never from the message; a kid an earlier
+    # version listed is "removed", not "unknown", so the agency learns why.
+    try:
+        return verify_message(token, typ=typ, trusted=registry.keyset, audience=audience, now=now)
+    except UnknownKey as err:
+        kid = split_compact(token).header.get("kid")
+        if isinstance(kid, str) and kid in ever_listed:
+            raise AgencyRemoved(
+                f"agency {kid} was removed from the registry; its messages are refused"
+            ) from err
+        shown = kid[:43] if isinstance(kid, str) else type(kid).__name__
+        raise UnknownAgency(
+            f"key {shown!r} is not an agency in registry version {registry.version}; only "
+            "agencies the registry authority lists are trusted"
+        ) from err

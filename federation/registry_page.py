@@ -2,8 +2,9 @@
 
 The open counterpart of a closed "active law enforcement map": per agency its name,
 jurisdiction, the date the partnership began, and the number of requests it sent and of
-approving and denying answers, all counted from the public transparency log. A pure function
-of the summary the gateway computes; every value is escaped.
+approving and denying answers, all counted from the public transparency log, and the number
+of announcements it posted (counted by the gateway: announcements are not logged). A pure
+function of the summary the gateway computes; every value is escaped.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ def render_registry_page(summary: dict[str, Any], *, neighbourhood: str, now: fl
             f"<td class=n>{int(agency['requests'])}</td>"
             f"<td class=n>{int(agency['approvals'])}</td>"
             f"<td class=n>{int(agency['denials'])}</td>"
+            f"<td class=n>{int(agency.get('announcements', 0))}</td>"
             f"<td>{esc(agency['contact'])}</td>"
             "</tr>"
         )
-    table = "\n".join(rows) or "<tr><td colspan=8>No agency is registered.</td></tr>"
+    table = "\n".join(rows) or "<tr><td colspan=9>No agency is registered.</td></tr>"
     version = summary.get("version")
     expires = summary.get("expires")
     if version is None:
@@ -67,10 +69,12 @@ small code {{ color: #666; }}
 <h1>{title}</h1>
 <p>{esc(state)} Every request an agency sends and every household's answer is recorded in
 this neighbourhood's public transparency log ({int(summary.get("log_size", 0))} entries);
-the counts below are computed from it. Answers name no household.</p>
+the request counts below are computed from it. Answers name no household. Announcements
+(public notices an agency signed) are counted by this gateway; they are not in the log.</p>
 <table>
 <thead><tr><th>Agency</th><th>Jurisdiction</th><th>Partner since</th><th>Status</th>
-<th>Requests</th><th>Approvals</th><th>Denials</th><th>Contact</th></tr></thead>
+<th>Requests</th><th>Approvals</th><th>Denials</th><th>Announcements</th>
+<th>Contact</th></tr></thead>
 <tbody>
 {table}
 </tbody>

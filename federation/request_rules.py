@@ -14,15 +14,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import cast
 
-from .errors import UnknownKey
-from .jws import VerifiedMessage, split_compact, verify_message
+from .jws import VerifiedMessage
 from .neighbourhood_log import check_request_id
 from .registry import (
     AgencyEntry,
-    AgencyRemoved,
-    UnknownAgency,
     VerifiedRegistry,
     check_jurisdiction,
+    verify_agency_message,
 )
 from .schemas import TYP_REQUEST, RequestClaims
 from .scope import DEFAULT_LIMITS, ScopeLimits, check_request_scope
@@ -53,21 +51,14 @@ def check_request_jws(
 ) -> CheckedRequest:
     """Verify an agency request under the registry and check its id, scope and jurisdiction."""
     registry.check_current(now)
-    try:
-        message = verify_message(
-            token, typ=TYP_REQUEST, trusted=registry.keyset, audience=audience, now=now
-        )
-    except UnknownKey as err:
-        kid = split_compact(token).header.get("kid")
-        if isinstance(kid, str) and kid in ever_listed:
-            raise AgencyRemoved(
-                f"agency {kid} was removed from the registry; its requests are refused"
-            ) from err
-        shown = kid[:43] if isinstance(kid, str) else type(kid).__name__
-        raise UnknownAgency(
-            f"key {shown!r} is not an agency in registry version {registry.version}; only "
-            "agencies the registry authority lists may send requests"
-        ) from err
+    message = verify_agency_message(
+        token,
+        typ=TYP_REQUEST,
+        registry=registry,
+        audience=audience,
+        now=now,
+        ever_listed=ever_listed,
+    )
     claims = cast(RequestClaims, message.model)
     check_request_id(claims.jti)
     check_request_scope(claims, limits, now=now)

@@ -213,6 +213,22 @@ class AnswersAnswer(_FromGateway):
     answers: Annotated[list[ApprovedAnswer], Field(max_length=100_000)]
 
 
+class AnnouncementAccepted(_FromGateway):
+    """The gateway's answer to an agency's POST /v1/announcements."""
+
+    id: Annotated[str, Field(pattern=rf"^{_ALERT_ID.pattern}$", max_length=64)]
+    expires: Annotated[float, Field(ge=0)]
+
+
+class AttachmentStored(_FromGateway):
+    """The gateway's answer to a photo upload (POST /v1/alerts/{id}/attachments/{sha256})."""
+
+    sha256: Annotated[str, Field(pattern=rf"^{_ALERT_ID.pattern}$", max_length=64)]
+    size: Annotated[int, Field(ge=1)]
+    type: Annotated[str, Field(max_length=64)]
+    expires: Annotated[float, Field(ge=0)]
+
+
 class ErrorAnswer(_FromGateway):
     """Any 4xx or 5xx answer: a short reason code and a human message."""
 
@@ -336,6 +352,14 @@ def encode_request_frame(seq: int, request_id: str, token: str, proof: str) -> s
     """Encode one agency request pushed on a hub's stream, with its tlog-proof."""
     return json.dumps(
         {"seq": int(seq), "kind": "request", "id": request_id, "jws": token, "proof": proof},
+        separators=(",", ":"),
+    )
+
+
+def encode_announcement_frame(seq: int, announcement_id: str, token: str) -> str:
+    """Encode one agency announcement pushed on a hub's stream (no key: hubs use their registry)."""
+    return json.dumps(
+        {"seq": int(seq), "kind": "announcement", "id": announcement_id, "jws": token},
         separators=(",", ":"),
     )
 

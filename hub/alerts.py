@@ -70,7 +70,8 @@ def store_alert(db, token: str, message: VerifiedMessage, *, via: str, verificat
     claims = message.claims
     row = {
         "id": alert_id(token), "author": message.kid, "category": claims["category"],
-        "text": claims["text"], "cell": claims["cell"],
+        # Announcements carry no cell (an optional area instead): "" for them.
+        "text": claims["text"], "cell": claims.get("cell", ""),
         "issued": iso(datetime.fromtimestamp(claims["iat"], UTC)),
         "expires": iso(datetime.fromtimestamp(claims["exp"], UTC)),
         "received": iso(utcnow()), "via": via, "verification": verification,

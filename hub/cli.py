@@ -195,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--radius-m", required=True, type=float)
     p.add_argument("--legal-basis", choices=["voluntary", "warrant"], default="voluntary")
     p.add_argument("--warrant", type=Path, help="the warrant (its SHA-256 goes in the request)")
+    p = agsub.add_parser("announce", help="post a verified law-enforcement announcement")
+    _required_data(p, "the agency's data dir")
+    p.add_argument("--gateway", required=True, metavar="URL")
+    p.add_argument("--text", required=True)
+    p.add_argument("--category", required=True,
+                   help="crime, safety, suspicious, unknown visitor, lost pet or neighbourly")
+    p.add_argument("--lat", type=float)
+    p.add_argument("--lon", type=float)
+    p.add_argument("--radius-m", type=float, help="with --lat/--lon: only hubs around it")
     for name, text in (("status", "counts of answers to a request"),
                        ("fetch", "download, check and decrypt the approved clips")):
         p = agsub.add_parser(name, help=text)

@@ -91,6 +91,21 @@ def cmd_agency_request(args) -> int:
     return 0
 
 
+def cmd_agency_announce(args) -> int:
+    from federation.agency import agency_announce
+
+    from .alerts import parse_category
+
+    area = (args.lat, args.lon, args.radius_m)
+    if any(v is not None for v in area) and not all(v is not None for v in area):
+        raise UsageError("--lat, --lon and --radius-m go together")
+    announcement = _run(agency_announce(args.data, args.gateway, text=args.text,
+                                        category=parse_category(args.category), lat=args.lat,
+                                        lon=args.lon, radius_m=args.radius_m))
+    print(f"announced {announcement}")
+    return 0
+
+
 def cmd_agency_status(args) -> int:
     from federation.agency import agency_status
 

@@ -25,13 +25,15 @@ from federation.replay import SqliteReplayStore
 from federation.schemas import TYP_ALERT
 
 from .aio import cancel_and_wait
-from .alerts import OWN, VERIFIED_MEMBER, alert_id, store_alert
+from .alerts import LAW_ENFORCEMENT, OWN, VERIFIED_MEMBER, alert_id, store_alert
+from .attachments import load_attachment
 from .datadir import DataDir, write_private
 from .errors import PorchlightError, UsageError
 from .timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX_POLL_S = 0.5
+PHOTO_POLL_S = 2.0
 ALERT_LIFETIME_S = 7 * 24 * 3600
 
 
@@ -134,6 +136,7 @@ class NeighbourhoodService:
         if self.membership is not None:
             self.client = GatewayClient.for_membership(self.membership, self.key)
             self.tasks.append(asyncio.create_task(self._consume(), name="gateway-stream"))
+            self.tasks.append(asyncio.create_task(self._fetch_photos(), name="gateway-photos"))
         if self.hub.config.lan.enabled:
             from .lan import LanService
 
@@ -171,6 +174,8 @@ class NeighbourhoodService:
                                                     on_state=self._on_state):
                 if message.kind == "request":
                     await self._accept_request(message)
+                elif message.kind == "announcement":
+                    await self._accept_announcement(message)
                 else:
                     await asyncio.to_thread(self._accept, message)
         except FederationError as err:
@@ -245,6 +250,61 @@ class NeighbourhoodService:
                        "summary": f"{verified.agency.name} asks for footage "
                                   f"(case {verified.claims.case}); approve or deny it"})
 
+    async def _accept_announcement(self, message) -> None:
+        """Show an announcement as law enforcement only if an agency of the pinned registry signed it."""
+        from federation.announcements import verify_announcement
+
+        from .requests import load_registry
+
+        now = self.hub.clock().timestamp()
+        try:
+            registry = await asyncio.to_thread(load_registry, self.hub.data,
+                                               self.membership.gateway_kid, now)
+            if registry is None:
+                raise PorchlightError("no registry is pinned (join with --registry-key)")
+            verified = verify_announcement(message, registry=registry,
+                                           gateway_kid=self.membership.gateway_kid, now=now,
+                                           replay_store=self.replay)
+        except (FederationError, PorchlightError) as err:
+            log.warning("dropped an announcement: %s", err)
+            return
+        agency = registry.agency(verified.kid).name
+        if await asyncio.to_thread(store_alert, self.hub.db, message.jws, verified,
+                                   via="gateway", verification=f"{LAW_ENFORCEMENT}: {agency}"):
+            self.hub.emit({"kind": "announcement", "agency": agency,
+                           "summary": f"announcement from {agency}"})
+
+    async def _fetch_photos(self) -> None:
+        """Fetch the photos of alerts relayed by the gateway, as they become available."""
+        from federation.client import AttachmentCorrupt, GatewayRejected
+
+        from .attachments import attachments_dir, store_attachment
+
+        given_up: set[str] = set()
+        while True:
+            rows = await asyncio.to_thread(lambda: list(self.hub.db.execute(
+                "select id, attachments from alerts where via = 'gateway' and attachments != '[]'"
+                " and verification = ? and expires > ?",
+                [VERIFIED_MEMBER, iso(self.hub.clock())])))
+            for alert, text in rows:
+                for photo in json.loads(text):
+                    digest = photo["sha256"]
+                    if digest in given_up or (attachments_dir(self.hub.data) / digest).exists():
+                        continue
+                    try:
+                        data = await self.client.fetch_attachment(alert, digest, photo["size"])
+                    except GatewayRejected as err:
+                        if err.reason != "not_uploaded":  # not for us, or gone: stop asking
+                            given_up.add(digest)
+                        continue
+                    except AttachmentCorrupt as err:
+                        log.warning("the gateway served a corrupt photo: %s", err)
+                        continue
+                    except FederationError:
+                        continue
+                    await asyncio.to_thread(store_attachment, self.hub.data, data, photo["type"])
+            await asyncio.sleep(PHOTO_POLL_S)
+
     def _state(self, key: str) -> str | None:
         row = self.hub.db.execute("select value from federation_state where key = ?",
                                   [key]).fetchone()
@@ -281,7 +341,12 @@ class NeighbourhoodService:
             return
         try:
             if row["channel"] == "gateway" and self.client is not None:
-                await self.client.post_alert(row["token"])
+                alert = await self.client.post_alert(row["token"])
+                # The gateway takes photos only of an alert it holds: upload them after it.
+                for photo in _claims(row["token"]).get("attachments", []):
+                    data = load_attachment(self.hub.data, photo["sha256"])
+                    if data is not None:
+                        await self.client.upload_attachment(alert, photo["sha256"], data)
                 self._update(row, error="", done=True)
             elif row["channel"] == "lan" and self.lan is not None:
                 # LAN neighbours come and go: deliver to each one seen until the alert expires.
@@ -307,3 +372,11 @@ class NeighbourhoodService:
             changes["delivered"] = iso(utcnow())
         with self.hub.db.write_lock:
             self.hub.db["outbox"].update(row["id"], changes)
+
+
+def _claims(token: str) -> dict:
+    """Read the claims of a JWS this hub signed itself (already verified when it was queued)."""
+    import base64
+
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

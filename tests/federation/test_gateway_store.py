@@ -185,3 +185,20 @@ def test_newer_schema_is_refused(tmp_path):
         GatewayStore(path)
     with pytest.raises(FileNotFoundError):
         GatewayStore(tmp_path / "missing.sqlite")
+
+
+def test_version_2_database_is_upgraded_in_place(tmp_path):
+    from federation.gateway_store import _SCHEMA, _SCHEMA_V2, SCHEMA_VERSION
+
+    path = tmp_path / "g.sqlite"
+    with sqlite3.connect(path) as db:
+        for statement in _SCHEMA + _SCHEMA_V2:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        db.execute("INSERT INTO meta (key, value) VALUES ('kept', 'yes')")
+    with GatewayStore(path) as store:
+        assert store.get_meta("kept") == "yes"
+        counts = store.counts()
+        assert counts["announcements"] == counts["alert_attachments"] == 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

@@ -121,7 +121,9 @@ async def _tampering_proxy(upstream: str):
             for entry in data["entries"]:
                 if entry["index"] == 1:
                     header, payload, signature = entry["jws"].split(".")
-                    entry["jws"] = f"{header}.{payload}.{signature[:-2]}AA"
+                    # A replacement that always differs from the original signature's end.
+                    tail = "AA" if signature[-2:] != "AA" else "BA"
+                    entry["jws"] = f"{header}.{payload}.{signature[:-2]}{tail}"
             body = json.dumps(data).encode()
         if request.path == "/v1/info":
             data = json.loads(body)

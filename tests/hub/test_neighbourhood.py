@@ -101,14 +101,23 @@ def test_alert_reaches_neighbours_in_range_and_not_far_away(gateway, make_hub):
         _join(gateway, hub)
     hubs = [Running("run", "--data", h, "--listen", "127.0.0.1:0") for h in (author, near, far)]
     try:
+        photo = author.parent / "doorbell.jpg"
+        photo.write_bytes(_jpeg_with_gps())
         posted = _porchlight("alerts", "post", "--data", author, "--category", "suspicious",
-                             "--text", "Someone trying car doors on Elm Street").stdout
+                             "--text", "Someone trying car doors on Elm Street",
+                             "--photo", photo).stdout
         alert = posted.split("queued for the gateway: ")[1].split()[0]
         received = _wait_for(lambda: [a for a in _alerts(near) if a["id"] == alert])
         assert received[0]["verification"] == "verified neighbourhood hub"
         assert received[0]["category"] == "suspicious"
         assert received[0]["via"] == "gateway"
         assert len(received[0]["cell"]) == 15  # an H3 cell, never coordinates
+        # The photo came through the gateway (the author's hub is unreachable behind NAT).
+        with_photo = _wait_for(lambda: [a for a in _alerts(near)
+                                        if a["attachments"] and a["attachments"][0]["local"]])
+        digest = with_photo[0]["attachments"][0]["sha256"]
+        assert (near / "alerts" / "attachments" / digest).read_bytes() == \
+            (author / "alerts" / "attachments" / digest).read_bytes()
         time.sleep(2)
         assert _alerts(far) == []
         assert [a["verification"] for a in _alerts(author)] == ["posted by this hub"]

@@ -132,6 +132,19 @@ def _no_gateway_key_opens(gateway_dir: Path, sealed: Path) -> None:
     assert tried >= 3
 
 
+def test_announcement_shows_as_verified_law_enforcement(world):
+    hubs, url = world["hubs"], world["url"]
+    _porchlight("agency", "announce", "--data", world["agency"], "--gateway", url, "--text",
+                "Road closed on Elm Street until 6 pm", "--category", "safety",
+                "--lat", str(CENTRE[0]), "--lon", str(CENTRE[1]), "--radius-m", "500")
+    feed = _wait_for(lambda: json.loads(_porchlight(
+        "alerts", "list", "--data", hubs["approver"], "--json").stdout), timeout=30)
+    assert feed[0]["text"] == "Road closed on Elm Street until 6 pm"
+    assert feed[0]["verification"] == "verified law enforcement: Metro Police, Precinct 9"
+    far = json.loads(_porchlight("alerts", "list", "--data", hubs["far"], "--json").stdout)
+    assert far == []
+
+
 def test_out_of_scope_requests_are_refused_and_reach_no_hub(world):
     hubs, url = world["hubs"], world["url"]
     base = ["agency", "request", "--data", world["agency"], "--gateway", url, "--case", "C-1",
