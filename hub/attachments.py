@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from .datadir import DataDir
 from .errors import MediaError, UsageError
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
+MAX_CLIP_BYTES = 25 * 1024 * 1024  # the alert schema's attachment limit
 TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 
 
@@ -78,3 +80,42 @@ def load_attachment(data: DataDir, digest: str) -> bytes | None:
         return None
     path = attachments_dir(data) / digest
     return path.read_bytes() if path.exists() else None
+
+
+def event_attachments(hub, event_id: str, identity, *, blur: bool = True,
+                      roll: timedelta = timedelta(seconds=5)) -> tuple[list[dict], int]:
+    """Share a motion event: its snapshot and its clip, faces blurred unless opted out.
+
+    The clip travels to LAN neighbours only: the gateway stores no video, and a hub behind home
+    NAT cannot be fetched from.
+    """
+    from .footage import clip_bytes
+    from .media import SEGMENT_TYPE
+
+    row = hub.db.execute("select camera, start, \"end\", snapshot_segment_id from events "
+                         "where id = ?", [event_id]).fetchone()
+    if row is None:
+        raise UsageError(f"--event: no event {event_id!r} on this hub (see `porchlight events list`)")
+    camera, start, end, snapshot_id = row
+    shared, faces = [], 0
+    by_id = {s.id: s for s in hub.vault.segments(camera)}
+    if snapshot_id in by_id:
+        photo, count = prepare_photo(hub, hub.vault.read(by_id[snapshot_id], identity), blur=blur)
+        faces += count
+        shared.append(store_attachment(hub.data, photo, "image/jpeg"))
+    segments = [s for s in hub.vault.segments(camera, datetime.fromisoformat(start) - roll,
+                                              datetime.fromisoformat(end) + roll)
+                if s.media_type == SEGMENT_TYPE and s.status == "ok"]
+    if segments:
+        clip = clip_bytes(hub, segments, identity)
+        if blur:
+            redacted = hub.pm.hook.porchlight_redact_faces(data=clip, media_type=SEGMENT_TYPE)
+            if redacted is None:
+                raise MediaError("no face redaction plugin is installed; post with --no-blur")
+            clip, count = redacted
+            faces += count
+        if len(clip) <= MAX_CLIP_BYTES:
+            shared.append(store_attachment(hub.data, clip, SEGMENT_TYPE))
+    if not shared:
+        raise UsageError(f"--event: event {event_id} has neither a snapshot nor footage left")
+    return shared, faces

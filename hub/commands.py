@@ -399,7 +399,7 @@ def cmd_alerts_post(args) -> int:
     category = parse_category(args.category)
     hub = _hub(args)
     try:
-        attachments = [_alert_photo(hub, args)] if args.photo or args.event else []
+        attachments = _alert_attachments(hub, args) if args.photo or args.event else []
         posted = queue_alert(hub, category, args.text, attachments)
     finally:
         hub.close()
@@ -409,28 +409,29 @@ def cmd_alerts_post(args) -> int:
     return 0
 
 
-def _alert_photo(hub, args) -> dict:
-    """Prepare the photo of an alert: a file, or an event's snapshot (which needs the passphrase)."""
-    from .attachments import prepare_photo, store_attachment
+def _alert_attachments(hub, args) -> list[dict]:
+    """Prepare what an alert shares: a photo file, or an event's snapshot and clip."""
+    from .attachments import event_attachments, prepare_photo, store_attachment
 
+    blur = not args.no_blur
     if args.photo:
         try:
             data = args.photo.read_bytes()
         except OSError as err:
             raise UsageError(f"--photo: cannot read {args.photo}: {err.strerror}") from None
+        photo, faces = prepare_photo(hub, data, blur=blur)
+        shared = [store_attachment(hub.data, photo, "image/jpeg")]
     else:
         from .household import read_passphrase, unlock_household_identity
 
-        row = hub.db.execute("select snapshot_segment_id from events where id = ?",
-                             [args.event]).fetchone()
-        if row is None or row[0] is None:
-            raise UsageError(f"--event: no event {args.event!r} with a snapshot on this hub")
-        segment = next(s for s in hub.vault.segments() if s.id == row[0])
+        if hub.db.execute("select 1 from events where id = ?", [args.event]).fetchone() is None:
+            raise UsageError(f"--event: no event {args.event!r} on this hub "
+                             "(see `porchlight events list`)")
         identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
-        data = hub.vault.read(segment, identity)
-    photo, faces = prepare_photo(hub, data, blur=not args.no_blur)
-    print(f"photo: {faces} faces blurred" if not args.no_blur else "photo: faces NOT blurred")
-    return store_attachment(hub.data, photo, "image/jpeg")
+        shared, faces = event_attachments(hub, args.event, identity, blur=blur)
+    kinds = ", ".join(a["type"] for a in shared)
+    print(f"sharing {kinds}: " + (f"{faces} faces blurred" if blur else "faces NOT blurred"))
+    return shared
 
 
 def cmd_alerts_list(args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable
@@ -119,3 +120,16 @@ def export_footage(
     else:
         partial.unlink(missing_ok=True)
     return result
+
+
+def clip_bytes(hub: Hub, segments: list[Segment], identity) -> bytes:
+    """Decrypt segments and join them into one MP4 in memory, by stream copy."""
+    buffer = io.BytesIO()
+    origin = segments[0].start
+    report = join_segments(
+        ((s.id, (s.start - origin).total_seconds(), lambda s=s: hub.vault.read(s, identity))
+         for s in segments), buffer)
+    if report.skipped:
+        raise PorchlightError(f"{len(report.skipped)} segments are damaged: "
+                              + "; ".join(report.skipped.values()))
+    return buffer.getvalue()

@@ -212,7 +212,9 @@ class LanService:
                     f"{peer.origin}/lan/v1/attachments/{attachment['sha256']}") as reply:
                 if reply.status != 200:
                     return
-                data = await reply.content.read(attachment["size"] + 1)
+                if (reply.content_length or 0) > attachment["size"]:
+                    return  # more than the signed alert promised: not the attachment
+                data = await reply.read()
         except aiohttp.ClientError as err:
             log.info("LAN: could not fetch an attachment from %s: %s", peer.origin, err)
             return

@@ -289,6 +289,8 @@ class NeighbourhoodService:
             for alert, text in rows:
                 for photo in json.loads(text):
                     digest = photo["sha256"]
+                    if not photo["type"].startswith("image/"):
+                        continue
                     if digest in given_up or (attachments_dir(self.hub.data) / digest).exists():
                         continue
                     try:
@@ -344,6 +346,8 @@ class NeighbourhoodService:
                 alert = await self.client.post_alert(row["token"])
                 # The gateway takes photos only of an alert it holds: upload them after it.
                 for photo in _claims(row["token"]).get("attachments", []):
+                    if not photo["type"].startswith("image/"):
+                        continue  # the gateway stores no video: clips go to LAN neighbours only
                     data = load_attachment(self.hub.data, photo["sha256"])
                     if data is not None:
                         await self.client.upload_attachment(alert, photo["sha256"], data)

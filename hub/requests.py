@@ -10,21 +10,20 @@ recipient from the registry, uploaded, and a signed answer lists the SHA-256 of 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from federation.routed_request import VerifiedRequest, sign_answer
-
 from federation.cells import distance_m
 from federation.errors import FederationError
 from federation.registry import VerifiedRegistry, verify_registry
+from federation.routed_request import VerifiedRequest, sign_answer
 from federation.sealed import seal_clip, sha256_hex
 
 from .errors import PorchlightError, UsageError
-from .media import SEGMENT_TYPE, join_segments
+from .footage import clip_bytes
+from .media import SEGMENT_TYPE
 from .timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -168,15 +167,7 @@ def build_clips(hub, row: dict, identity, cameras: list[str] | None,
     for camera in chosen:
         segments = [s for s in hub.vault.segments(camera, start, end)
                     if s.media_type == SEGMENT_TYPE and s.status == "ok"]
-        origin = segments[0].start
-        buffer = io.BytesIO()
-        report = join_segments(
-            ((s.id, (s.start - origin).total_seconds(),
-              lambda s=s: hub.vault.read(s, identity)) for s in segments), buffer)
-        if report.skipped:
-            raise PorchlightError(f"{len(report.skipped)} segments of {camera} are damaged: "
-                                  + "; ".join(report.skipped.values()))
-        plaintext = buffer.getvalue()
+        plaintext = clip_bytes(hub, segments, identity)
         if blur_faces:
             redacted = hub.pm.hook.porchlight_redact_faces(data=plaintext, media_type=SEGMENT_TYPE)
             if redacted is None:

@@ -161,7 +161,7 @@ def test_two_hubs_on_one_lan_exchange_an_alert_without_a_gateway(make_hub):
         photo.write_bytes(_jpeg_with_gps())
         out = _porchlight("alerts", "post", "--data", one, "--category", "lost pet",
                           "--text", "Grey cat, answers to Miso", "--photo", photo).stdout
-        assert "photo: 0 faces blurred" in out
+        assert "sharing image/jpeg: 0 faces blurred" in out
         feed = _wait_for(lambda: [a for a in _alerts(two) if a["attachments"][0]["local"]],
                          timeout=40)
         assert feed[0]["text"] == "Grey cat, answers to Miso"
@@ -219,3 +219,31 @@ def test_a_new_hub_finds_its_gateway_on_the_lan(tmp_path, make_hub):
         assert "joined Elm Street" in out
     finally:
         running.stop()
+
+
+def test_an_event_is_shared_on_the_lan_with_its_clip(make_hub, passfile):
+    """`alerts post --event ID` shares the event's snapshot and its clip, faces blurred."""
+    one, two = make_hub("one", NEAR_A, lan=True), make_hub("two", NEAR_B, lan=True)
+    _porchlight("camera", "add", "--data", one, "yard", "--synthetic", "--mode", "motion")
+    config = one / "config.toml"
+    config.write_text(config.read_text().replace(
+        'type = "synthetic"', 'type = "synthetic"\nscenario = "walking_figure"\nloop_seconds = 15.0'))
+    hubs = [Running("run", "--data", h, "--listen", "127.0.0.1:0") for h in (one, two)]
+    try:
+        events = _wait_for(lambda: json.loads(_porchlight(
+            "events", "list", "--data", one, "--json").stdout), timeout=60)
+        out = _porchlight("alerts", "post", "--data", one, "--category", "suspicious", "--text",
+                          "Who is this?", "--event", events[0]["id"], "--passphrase-file",
+                          passfile).stdout
+        assert "sharing image/jpeg, video/mp4: " in out
+        feed = _wait_for(lambda: [a for a in _alerts(two)
+                                  if a["attachments"] and all(x["local"] for x in a["attachments"])],
+                         timeout=60)
+        clip = next(a for a in feed[0]["attachments"] if a["type"] == "video/mp4")
+        import av
+
+        with av.open(str(two / "alerts" / "attachments" / clip["sha256"])) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 0
+    finally:
+        for hub in hubs:
+            hub.stop()
