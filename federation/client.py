@@ -305,32 +305,20 @@ class GatewayHTTP:
 
     async def get_consistency_proof(self, old: int, new: int) -> list[bytes]:
         """Return the log's consistency proof from size old to size new."""
-        answer = await self._json(
-            ConsistencyAnswer,
-            "/v1/log/proof/consistency",
-            "consistency proof",
-            signed=False,
-            query=[("old", str(old)), ("new", str(new))],
-        )
-        if (answer.old, answer.new) != (old, new):
-            raise MalformedMessage(
-                "gateway answered a consistency proof for other sizes", reason="bad_answer"
-            )
-        return decode_hashes(answer.hashes)
+        return await self._proof(ConsistencyAnswer, "/v1/log/proof/consistency",
+                                 "consistency proof", {"old": old, "new": new})
 
     async def get_inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """Return the log's inclusion proof of entry index in the tree of size entries."""
-        answer = await self._json(
-            InclusionAnswer,
-            "/v1/log/proof/inclusion",
-            "inclusion proof",
-            signed=False,
-            query=[("index", str(index)), ("size", str(size))],
-        )
-        if (answer.index, answer.size) != (index, size):
-            raise MalformedMessage(
-                "gateway answered an inclusion proof for another entry", reason="bad_answer"
-            )
+        return await self._proof(InclusionAnswer, "/v1/log/proof/inclusion", "inclusion proof",
+                                 {"index": index, "size": size})
+
+    async def _proof(self, model: type, path: str, what: str, asked: dict[str, int]) -> list[bytes]:
+        answer = await self._json(model, path, what, signed=False,
+                                  query=[(k, str(v)) for k, v in asked.items()])
+        if any(getattr(answer, k) != v for k, v in asked.items()):
+            raise MalformedMessage(f"gateway answered a {what} for something else",
+                                   reason="bad_answer")
         return decode_hashes(answer.hashes)
 
     async def get_entries(self, start: int, end: int) -> EntriesAnswer:
