@@ -711,10 +711,15 @@ class RequestService:
         now = self.gateway.clock()
         expires = now + self.settings.clip_ttl_s
 
-        def commit(db: sqlite3.Connection) -> None:
+        def commit(db: sqlite3.Connection) -> rs.ClipRow | None:
             rs.check_not_answered(db, request_id, member.kid)
             if member.blocked:
                 raise HubBlocked("this hub is blocked by the gateway's operator")
+            # Two uploads of the same clip can race past the precheck: the first to commit
+            # keeps it; the other must neither fail with a 5xx nor delete the stored file.
+            raced = rs.clip_row(db, request_id, sha256)
+            if raced is not None:
+                return raced
             rs.add_clip(
                 db,
                 request_id=request_id,
@@ -726,10 +731,17 @@ class RequestService:
             )
 
         try:
-            await self._write(commit)
+            raced = await self._write(commit)
         except BaseException:
             await asyncio.shield(self.clips._call(self.clips.delete, request_id, sha256))
             raise
+        if raced is not None:
+            if raced.hub == member.kid and raced.size == stored.size:
+                return web.json_response(
+                    {"sha256": sha256, "size": stored.size, "expires": raced.expires_at})
+            raise FederationError(
+                "another hub already uploaded this clip for this request", reason="clip_exists"
+            )
         log.info("hub %s uploaded sealed clip %s for %s", member.kid, sha256[:12], request_id)
         return web.json_response(
             {"sha256": sha256, "size": stored.size, "expires": expires}, status=201

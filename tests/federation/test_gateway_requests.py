@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -430,3 +431,18 @@ async def test_other_agency_cannot_see_a_request(tmp_path):
             with pytest.raises(GatewayRejected) as caught:
                 await other.status(new_jti())
             assert caught.value.reason == "unknown_request"
+
+
+async def test_racing_uploads_of_one_clip_keep_it(tmp_path):
+    """Two uploads of the same clip at once (a retry racing its original): both succeed, no 5xx,
+    and the stored clip survives."""
+    async with neighbourhood(tmp_path) as hood:
+        hub = await hood.join(*CENTRE)
+        request_id, _ = await _hub_request(hood, hub)
+        sealed = seal_clip(b"\x00" * 300_000, hood.card["recipient"])
+        digest = sha256_hex(sealed)
+        await asyncio.gather(*(hub.client.upload_clip(request_id, digest, sealed)
+                               for _ in range(4)))
+        assert hood.counts()["clips"] == 1
+        stored = list((hood.data_dir / "clips").rglob("*.age"))
+        assert [p.read_bytes() for p in stored] == [sealed]
