@@ -7,11 +7,11 @@ neighbourhood-public by intent and are kept beside the feed, not in the footage 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from federation.client import alert_id
 from federation.jws import VerifiedMessage
 from federation.schemas import ALERT_CATEGORIES
 
@@ -23,11 +23,6 @@ OWN = "posted by this hub"
 VERIFIED_MEMBER = "verified neighbourhood hub"
 LAN_NEIGHBOUR = "LAN neighbour (key from the LAN, not vouched for by a gateway)"
 LAW_ENFORCEMENT = "verified law enforcement"
-
-
-def alert_id(token: str) -> str:
-    """Return an alert's id: the SHA-256 of its exact JWS text (the gateway uses the same)."""
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 def parse_category(text: str) -> str:

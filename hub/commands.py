@@ -342,19 +342,9 @@ def _with_gateway(hub, work):
     """Run `work(client, gateway_kid)` against the hub's gateway."""
     import asyncio
 
-    from federation.client import GatewayClient
+    from .neighbourhood import with_gateway_client
 
-    from .neighbourhood import hub_key, load_membership
-
-    membership = load_membership(hub.data)
-    if membership is None:
-        raise UsageError("this hub is not a member of a gateway")
-
-    async def run():
-        async with GatewayClient.for_membership(membership, hub_key(hub.data)) as client:
-            return await work(client, membership.gateway_kid)
-
-    return asyncio.run(run())
+    return asyncio.run(with_gateway_client(hub, work))
 
 
 def cmd_requests_approve(args) -> int:

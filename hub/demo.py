@@ -25,13 +25,13 @@ from pathlib import Path
 
 import av
 
-from .alerts import list_alerts
+from .alerts import OWN, list_alerts
 from .camera_admin import add_camera
 from .datadir import DataDir
 from .footage import export_footage
 from .household import unlock_household_identity
 from .init import create_hub
-from .neighbourhood import join, queue_alert
+from .neighbourhood import join, queue_alert, with_gateway_client
 from .requests import approve, deny, list_requests
 from .service import Hub
 from .timeutil import iso, utcnow
@@ -173,14 +173,14 @@ def _neighbourhood(base: Path, services: list[_Service]) -> None:
         _say(f"   {name}: {state}")
     hub = Hub(roots["maple-12"])
     try:
-        decision = asyncio.run(_with_client(hub, lambda client, kid: approve(
+        decision = asyncio.run(with_gateway_client(hub, lambda client, kid: approve(
             hub, client, kid, request_id, identity)))
     finally:
         hub.close()
     _say(f"   maple-12 approved: {len(decision.clips)} clip sealed to the agency's age key")
     hub = Hub(roots["maple-14"])
     try:
-        asyncio.run(_with_client(hub, lambda client, kid: deny(hub, client, kid, request_id,
+        asyncio.run(with_gateway_client(hub, lambda client, kid: deny(hub, client, kid, request_id,
                                                                silent=False)))
     finally:
         hub.close()
@@ -207,20 +207,10 @@ def _neighbourhood(base: Path, services: list[_Service]) -> None:
     _say(f"done at {iso(utcnow())}")
 
 
-async def _with_client(hub: Hub, work):
-    from federation.client import GatewayClient
-
-    from .neighbourhood import hub_key, load_membership
-
-    membership = load_membership(hub.data)
-    async with GatewayClient.for_membership(membership, hub_key(hub.data)) as client:
-        return await work(client, membership.gateway_kid)
-
-
 def _feed(root: Path):
     hub = Hub(root)
     try:
-        return [a for a in list_alerts(hub.db) if a.via == "gateway" and a.verification != "posted by this hub"]
+        return [a for a in list_alerts(hub.db) if a.via == "gateway" and a.verification != OWN]
     finally:
         hub.close()
 

@@ -68,7 +68,7 @@ def key_derivation_progress(what: str) -> Iterator[None]:
         thread = threading.Thread(target=spin, name="kdf-progress", daemon=True)
         thread.start()
     else:
-        stream.write(f"{what}...\n")
+        # Off a terminal (scripts, CI) stay silent, so an error stays the only line on stderr.
         thread = None
     try:
         yield

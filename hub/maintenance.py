@@ -16,19 +16,12 @@ log = logging.getLogger(__name__)
 
 def plan_for_vault(vault: Vault, policy: RetentionPolicy, now: datetime) -> PrunePlan:
     """Work out the prune plan for the vault as it is now."""
-    held = vault.held_ids()
-    infos = [
-        SegmentInfo(s.id, s.start, s.end, s.size, s.id in held) for s in vault.segments()
-    ]
-    vault.data.vault.mkdir(parents=True, exist_ok=True)
-    total, free = disk_usage(vault.data.vault)
-    return plan_prune(infos, policy, now, DiskUsage(total, free))
+    return _plan(vault, policy, now)[0]
 
 
 def apply_retention(vault: Vault, policy: RetentionPolicy, now: datetime) -> PrunePlan:
     """Delete what the retention plan says, logging each deletion."""
-    plan = plan_for_vault(vault, policy, now)
-    by_id = {s.id: s for s in vault.segments()}
+    plan, by_id = _plan(vault, policy, now)
     for segment_id in plan.delete:
         vault.delete(by_id[segment_id])
     if plan.delete:
@@ -36,6 +29,15 @@ def apply_retention(vault: Vault, policy: RetentionPolicy, now: datetime) -> Pru
     if plan.still_over_budget:
         log.warning("retention: still over the disk budget; what is left is under hold")
     return plan
+
+
+def _plan(vault: Vault, policy: RetentionPolicy, now: datetime) -> tuple[PrunePlan, dict]:
+    held = vault.held_ids()
+    segments = {s.id: s for s in vault.segments()}
+    infos = [SegmentInfo(s.id, s.start, s.end, s.size, s.id in held) for s in segments.values()]
+    vault.data.vault.mkdir(parents=True, exist_ok=True)
+    total, free = disk_usage(vault.data.vault)
+    return plan_prune(infos, policy, now, DiskUsage(total, free)), segments
 
 
 class VaultMaintenance:

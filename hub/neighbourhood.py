@@ -16,16 +16,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from federation.cells import cell_for
-from federation.client import GatewayClient, Membership, join_gateway, verify_relayed
+from federation.client import (
+    GatewayClient,
+    Membership,
+    alert_id,
+    join_gateway,
+    verify_relayed,
+)
 from federation.delivery import CircuitOpen, DeliveryFailed
 from federation.errors import FederationError
-from federation.jws import sign_message, verify_message
+from federation.jws import sign_message, split_compact, verify_message
 from federation.keys import KeySet, SigningKey, load_private_key
 from federation.replay import SqliteReplayStore
 from federation.schemas import TYP_ALERT
 
 from .aio import cancel_and_wait
-from .alerts import LAW_ENFORCEMENT, OWN, VERIFIED_MEMBER, alert_id, store_alert
+from .alerts import LAW_ENFORCEMENT, OWN, VERIFIED_MEMBER, store_alert
 from .attachments import load_attachment
 from .datadir import DataDir, write_private
 from .errors import PorchlightError, UsageError
@@ -83,6 +89,15 @@ def join(hub, url: str, code: str, pin: str | None = None,
 
         pin_authority(hub.data, authority)
     return membership
+
+
+async def with_gateway_client(hub, work):
+    """Run `await work(client, gateway_kid)` with a client of the hub's gateway."""
+    membership = load_membership(hub.data)
+    if membership is None:
+        raise UsageError("this hub is not a member of a gateway")
+    async with GatewayClient.for_membership(membership, hub_key(hub.data)) as client:
+        return await work(client, membership.gateway_kid)
 
 
 def queue_alert(hub, category: str, text: str, attachments: list[dict] | None = None) -> dict:
@@ -380,7 +395,4 @@ class NeighbourhoodService:
 
 def _claims(token: str) -> dict:
     """Read the claims of a JWS this hub signed itself (already verified when it was queued)."""
-    import base64
-
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return json.loads(split_compact(token).payload)

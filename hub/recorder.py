@@ -185,7 +185,9 @@ class CameraRecorder:
                     starts[opened] = self._monotonic(now)
                 if closed is not None:
                     self._closed(closed, starts.pop(closed.start), now)
-                self._flush_pending()
+                elif packet.is_keyframe:
+                    # Once a GOP, not once a packet: motion decisions change at that pace.
+                    self._flush_pending()
         finally:
             # A drop-out never loses what was captured: close and seal the open segment.
             closed = cutter.flush()
