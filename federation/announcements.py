@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from .errors import FederationError, MessageExpired, ReplayDetected, SignatureInvalid
-from .jws import VerifiedMessage, sign_message
-from .keys import SigningKey
-from .registry import (
+from federation.errors import FederationError, MessageExpired, ReplayDetected, SignatureInvalid
+from federation.jws import VerifiedMessage, sign_message
+from federation.keys import SigningKey
+from federation.registry import (
     AgencyEntry,
     OutsideJurisdiction,
     RegistryExpired,
@@ -32,11 +32,9 @@ from .registry import (
     check_jurisdiction,
     verify_agency_message,
 )
-from .replay import ReplayStore
-from .schemas import MAX_LIFETIME_S, TYP_ANNOUNCEMENT, AnnouncementClaims
-
-if TYPE_CHECKING:
-    from .client import StreamMessage
+from federation.replay import ReplayStore
+from federation.schemas import MAX_LIFETIME_S, TYP_ANNOUNCEMENT, AnnouncementClaims
+from federation.wire import StreamMessage
 
 KIND_ANNOUNCEMENT = "announcement"
 DEFAULT_ANNOUNCEMENT_LIFETIME_S = 24 * 3600

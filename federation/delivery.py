@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from .errors import FederationError
+from federation.errors import FederationError
 
 log = logging.getLogger(__name__)
 

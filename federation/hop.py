@@ -40,9 +40,9 @@ from http_message_signatures import (
 from http_message_signatures.algorithms import ED25519
 from joserfc.jwk import OKPKey
 
-from .errors import FederationError, ReplayDetected
-from .keys import KID_PATTERN, SigningKey
-from .replay import ReplayStore
+from federation.errors import FederationError, ReplayDetected
+from federation.keys import KID_PATTERN, SigningKey
+from federation.replay import ReplayStore
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from joserfc import jws as jose_jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import OKPKey
 
-from .errors import (
+from federation.errors import (
     AlgorithmRejected,
     ClaimInvalid,
     HeaderRejected,
@@ -41,10 +41,10 @@ from .errors import (
     WrongAudience,
     WrongType,
 )
-from .keys import KeySet, SigningKey
-from .replay import ReplayStore
-from .schemas import MAX_LIFETIME_S, MAX_NUMERIC_DATE, Claims, parse_claims
-from .scope import format_duration
+from federation.keys import KeySet, SigningKey
+from federation.replay import ReplayStore
+from federation.schemas import MAX_LIFETIME_S, MAX_NUMERIC_DATE, Claims, parse_claims
+from federation.scope import format_duration
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from .errors import KeyInvalid, UnknownKey
+from federation.errors import KeyInvalid, UnknownKey
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import FederationError, MalformedMessage, SchemaError
-from .jws import loads_json_object, split_compact
-from .keys import SigningKey, import_public_jwk
-from .merkle import HASH_SIZE, MAX_TREE_SIZE
-from .note import NoteSigner, NoteVerifier
-from .schemas import TYP_ANSWER, TYP_REGISTRY, TYP_REQUEST
+from federation.errors import FederationError, MalformedMessage, SchemaError
+from federation.jws import loads_json_object, split_compact
+from federation.keys import SigningKey, import_public_jwk
+from federation.schemas import TYP_ANSWER, TYP_REGISTRY, TYP_REQUEST
+from federation.tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
+from federation.tlog.note import NoteSigner, NoteVerifier
 
 ORIGIN_PREFIX = "porchlight-gateway/"
 ENTRY_KINDS = {TYP_REGISTRY: "registry", TYP_REQUEST: "request", TYP_ANSWER: "answer"}

@@ -27,11 +27,11 @@ from typing import Any, cast
 
 import h3
 
-from .cells import DEFAULT_RES, cells_covering_circle, distance_m
-from .errors import FederationError, KeyInvalid, MessageExpired, UnknownKey
-from .jws import DEFAULT_LEEWAY_S, VerifiedMessage, split_compact, verify_message
-from .keys import KeySet, thumbprint
-from .schemas import TYP_REGISTRY, RegistryClaims
+from federation.cells import DEFAULT_RES, cells_covering_circle, distance_m
+from federation.errors import FederationError, KeyInvalid, MessageExpired, UnknownKey
+from federation.jws import DEFAULT_LEEWAY_S, VerifiedMessage, split_compact, verify_message
+from federation.keys import KeySet, thumbprint
+from federation.schemas import TYP_REGISTRY, RegistryClaims
 
 MAX_JURISDICTION_TEXT = 2000
 MAX_JURISDICTION_RADIUS_M = 1_000_000.0

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from typing import Protocol
 
-from .errors import ReplayDetected
+from federation.errors import ReplayDetected
 
 log = logging.getLogger(__name__)
 

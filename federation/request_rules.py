@@ -14,16 +14,16 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import cast
 
-from .jws import VerifiedMessage
-from .neighbourhood_log import check_request_id
-from .registry import (
+from federation.jws import VerifiedMessage
+from federation.neighbourhood_log import check_request_id
+from federation.registry import (
     AgencyEntry,
     VerifiedRegistry,
     check_jurisdiction,
     verify_agency_message,
 )
-from .schemas import TYP_REQUEST, RequestClaims
-from .scope import DEFAULT_LIMITS, ScopeLimits, check_request_scope
+from federation.schemas import TYP_REQUEST, RequestClaims
+from federation.scope import DEFAULT_LIMITS, ScopeLimits, check_request_scope
 
 
 @dataclass(frozen=True)

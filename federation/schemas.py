@@ -22,9 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from .cells import is_valid_cell
-from .errors import SchemaError
-from .keys import thumbprint
+from federation.cells import is_valid_cell
+from federation.errors import SchemaError
+from federation.keys import thumbprint
 
 TYP_REGISTRATION = "porchlight-registration+jws"
 TYP_ALERT = "porchlight-alert+jws"

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from .errors import ScopeError
-from .schemas import TYP_REQUEST, RequestClaims, parse_claims
+from federation.errors import ScopeError
+from federation.schemas import TYP_REQUEST, RequestClaims, parse_claims
 
 MINUTE = 60
 HOUR = 60 * MINUTE

@@ -12,7 +12,7 @@ import hashlib
 import pyrage
 from pyrage import x25519
 
-from .errors import FederationError
+from federation.errors import FederationError
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 

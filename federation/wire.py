@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import MalformedMessage, SchemaError
-from .jws import loads_json_object
-from .schemas import Cell, Kid, PublicJwk
+from federation.errors import MalformedMessage, SchemaError
+from federation.jws import loads_json_object
+from federation.schemas import Cell, Kid, PublicJwk
 
 PROTOCOL_VERSION = 1
 MAX_TOKEN_CHARS = 64 * 1024
@@ -389,3 +390,15 @@ def parse_error(body: bytes) -> ErrorAnswer | None:
         return parse_answer(ErrorAnswer, body, what="error answer")
     except (MalformedMessage, SchemaError):
         return None
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """One message from the gateway's stream, not yet verified end to end."""
+
+    seq: int
+    kind: str
+    id: str
+    jws: str
+    jwk: dict[str, str] | None
+    proof: str | None = None

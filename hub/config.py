@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError, UsageError
+from hub.errors import ConfigError, UsageError
 
 CONFIG_NAME = "config.toml"
 CAMERA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
-from .config import CONFIG_NAME
-from .errors import DataDirError
+from hub.config import CONFIG_NAME
+from hub.errors import DataDirError
 
 ENV_DATA = "PORCHLIGHT_DATA"
 MARKER = "porchlight-hub"

@@ -25,16 +25,16 @@ from pathlib import Path
 
 import av
 
-from .alerts import OWN, list_alerts
-from .camera_admin import add_camera
-from .datadir import DataDir
-from .footage import export_footage
-from .household import unlock_household_identity
-from .init import create_hub
-from .neighbourhood import join, queue_alert, with_gateway_client
-from .requests import approve, deny, list_requests
-from .service import Hub
-from .timeutil import iso, utcnow
+from hub.cameras.admin import add_camera
+from hub.datadir import DataDir
+from hub.household import unlock_household_identity
+from hub.init import create_hub
+from hub.neighbourhood.alerts import OWN, list_alerts
+from hub.neighbourhood.requests import approve, deny, list_requests
+from hub.neighbourhood.service import join, queue_alert, with_gateway_client
+from hub.service import Hub
+from hub.timeutil import iso, utcnow
+from hub.vault.footage import export_footage
 
 STREET = (51.5007, -0.1246)
 HOUSES = {"maple-12": (51.5007, -0.1246), "maple-14": (51.5010, -0.1240),
@@ -93,10 +93,10 @@ def run_demo(keep: Path | None = None) -> int:
 
 
 def _neighbourhood(base: Path, services: list[_Service]) -> None:
-    from federation.agency import agency_fetch, agency_request, agency_status, init_agency
-    from federation.gateway import create_invite, init_gateway
-    from federation.log_verify import log_verify
-    from federation.registry_authority import add_agency, init_authority, publish_registry
+    from federation.agency.tool import agency_fetch, agency_request, agency_status, init_agency
+    from federation.auditor.verify import log_verify
+    from federation.authority.tool import add_agency, init_authority, publish_registry
+    from federation.gateway.operator import create_invite, init_gateway
 
     _say("1. The neighbourhood")
     authority_fp = init_authority(base / "authority", "Maple Street Oversight Board")

@@ -1,4 +1,4 @@
-"""The household's keys: the age identity (passphrase-sealed) and its public recipients."""
+"""The household's keys: the age identity (passphrase-sealed), its public recipients, the hub key."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pyrage
 
-from .config import Config
-from .datadir import DataDir, write_private
-from .errors import PassphraseError
+from federation.keys import SigningKey, load_private_key
+from hub.config import Config
+from hub.datadir import DataDir, write_private
+from hub.errors import PassphraseError
 
 ENV_PASSPHRASE = "PORCHLIGHT_PASSPHRASE"
 MIN_PASSPHRASE = 12
@@ -111,3 +112,8 @@ def unlock_household_identity(data: DataDir, passphrase: str) -> pyrage.x25519.I
         except pyrage.DecryptError:
             raise PassphraseError("wrong passphrase for the household key") from None
     return pyrage.x25519.Identity.from_str(plain.decode().strip())
+
+
+def hub_key(data: DataDir) -> SigningKey:
+    """Load the hub's Ed25519 signing key."""
+    return load_private_key(data.hub_key)

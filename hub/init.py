@@ -8,12 +8,11 @@ import socket
 from pathlib import Path
 
 from federation.keys import generate_signing_key, save_private_key
-
-from .config import parse_config, render_config
-from .datadir import MARKER, DataDir
-from .db import connect
-from .errors import DataDirError, UsageError
-from .household import check_new_passphrase, create_household_identity
+from hub.config import parse_config, render_config
+from hub.datadir import MARKER, DataDir
+from hub.db import connect
+from hub.errors import DataDirError, UsageError
+from hub.household import check_new_passphrase, create_household_identity
 
 
 def parse_location(text: str) -> tuple[float, float]:

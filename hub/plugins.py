@@ -6,17 +6,17 @@ import importlib
 
 import pluggy
 
-from . import hookspecs
-from .errors import ConfigError
+from hub import hookspecs
+from hub.errors import ConfigError
 
 # The built-ins are loaded by module name through the same hooks as third-party plugins.
 DEFAULT_PLUGINS = (
-    "plugins.log_notifier",
-    "plugins.synthetic_camera",
-    "plugins.rtsp_camera",
-    "plugins.onvif_camera",
-    "plugins.motion_analyzer",
-    "plugins.redact",
+    "plugins.notifiers.log",
+    "plugins.cameras.synthetic",
+    "plugins.cameras.rtsp",
+    "plugins.cameras.onvif",
+    "plugins.detectors.motion_analyzer",
+    "plugins.detectors.redact",
 )
 
 

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pluggy
 
-from .camera_service import CameraService
-from .config import Config, load_config
-from .datadir import DataDir
-from .db import connect
-from .household import vault_recipients
-from .maintenance import VaultMaintenance
-from .neighbourhood import NeighbourhoodService
-from .plugins import build_plugin_manager
-from .retention import RetentionPolicy
-from .timeutil import utcnow
-from .vault import Vault
-from .web import WebServer, make_app
+from hub.cameras.service import CameraService
+from hub.config import Config, load_config
+from hub.datadir import DataDir
+from hub.db import connect
+from hub.household import vault_recipients
+from hub.neighbourhood.service import NeighbourhoodService
+from hub.plugins import build_plugin_manager
+from hub.timeutil import utcnow
+from hub.vault.maintenance import VaultMaintenance
+from hub.vault.retention import RetentionPolicy
+from hub.vault.store import Vault
+from hub.web.server import WebServer, make_app
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 5.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .errors import UsageError
+from hub.errors import UsageError
 
 _EXAMPLE = "2026-11-28T14:00:00Z"
 

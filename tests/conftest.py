@@ -54,7 +54,7 @@ def household_identity(hub_template):
 @pytest.fixture(scope="session")
 def clip25(tmp_path_factory) -> Path:
     """Return a 25 s H.264 MP4 with a keyframe every second."""
-    from plugins.synthetic import write_clip
+    from plugins.cameras.scene import write_clip
 
     path = tmp_path_factory.mktemp("media") / "clip25.mp4"
     write_clip(path, seconds=25.0, fps=15)

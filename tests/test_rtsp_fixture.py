@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import pytest
 
-from plugins.synthetic import write_clip
+from plugins.cameras.scene import write_clip
 from tests.rtsp_fixture import rtsp_server  # noqa: F401 - pytest fixture
 
 TCP = {"rtsp_transport": "tcp"}

@@ -50,9 +50,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _seed(data: Path, count: int, cell: str) -> list:
     """Create a gateway with count members (keys returned); fast, straight into its store."""
-    from federation.gateway import init_gateway
-    from federation.gateway_settings import load_settings, render_settings, settings_path
-    from federation.gateway_store import GatewayStore, Replay
+    from federation.gateway.operator import init_gateway
+    from federation.gateway.settings import load_settings, render_settings, settings_path
+    from federation.gateway.store import GatewayStore, Replay
     from federation.keys import generate_signing_key
 
     init_gateway(data, name="bench")
@@ -123,8 +123,8 @@ class _GatewayProcess:
 
 async def _fan_out(hubs: int, alerts: int, base: Path) -> dict:
     from federation.cells import cell_for
-    from federation.client import GatewayClient
     from federation.hop import sign_request
+    from federation.member.client import GatewayClient
 
     cell = cell_for(*CELL_LATLON)
     keys = _seed(base / "fanout", hubs + 1, cell)
@@ -212,11 +212,11 @@ def _raw_verifies_per_s(token: str, seconds: float = 1.0) -> float:
 
 async def _pipeline(messages: int, base: Path, concurrency: int = 64) -> tuple[float, float, str]:
     from federation.cells import cell_for
-    from federation.client import GatewayClient
-    from federation.gateway_app import Gateway
-    from federation.gateway_settings import load_settings
+    from federation.gateway.app import Gateway
+    from federation.gateway.settings import load_settings
     from federation.jws import verify_message
     from federation.keys import KeySet
+    from federation.member.client import GatewayClient
     from federation.schemas import TYP_ALERT
 
     cell = cell_for(*CELL_LATLON)
@@ -250,8 +250,8 @@ async def _pipeline(messages: int, base: Path, concurrency: int = 64) -> tuple[f
 
 async def _http(messages: int, base: Path, concurrency: int = 8) -> float:
     from federation.cells import cell_for
-    from federation.client import GatewayClient
     from federation.hop import sign_request
+    from federation.member.client import GatewayClient
 
     cell = cell_for(*CELL_LATLON)
     data = base / "http"

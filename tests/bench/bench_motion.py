@@ -22,8 +22,8 @@ import av
 import cv2
 import numpy as np
 
-from plugins.motion import MotionConfig, MotionDetector, luma_plane
-from plugins.synthetic import write_scenario
+from plugins.cameras.scene import write_scenario
+from plugins.detectors.motion import MotionConfig, MotionDetector, luma_plane
 
 SIZE = (1280, 720)
 FPS = 5

@@ -28,9 +28,9 @@ def _children_cpu() -> float:
 
 def record_cpu(clip: Path, root: Path) -> float:
     """CPU seconds to demux, cut and seal a clip the way the live recorder does."""
-    from hub.media import SEGMENT_TYPE, SegmentCutter
     from hub.service import Hub
     from hub.timeutil import utcnow
+    from hub.vault.media import SEGMENT_TYPE, SegmentCutter
 
     hub = Hub(root)
     try:
@@ -65,8 +65,8 @@ def ffmpeg_cpu(clip: Path, out: Path) -> float | None:
 
 def analysis_cpu(clip: Path, fps_limit: float = 5.0) -> tuple[float, float, int]:
     """CPU seconds to decode every frame and run motion on at most fps_limit of them."""
-    from plugins.motion import MotionConfig
-    from plugins.motion_analyzer import MotionAnalyzer
+    from plugins.detectors.motion import MotionConfig
+    from plugins.detectors.motion_analyzer import MotionAnalyzer
 
     analyzer = MotionAnalyzer(MotionConfig())
     began = time.process_time()
@@ -94,7 +94,7 @@ def run_memory(root: Path, clip: Path, cameras: int, settle_s: float) -> int | N
 
     if gst_rtsp_missing() is not None:
         return None
-    from hub.camera_admin import add_camera
+    from hub.cameras.admin import add_camera
     from hub.datadir import DataDir
 
     server = start_rtsp_server(files={f"/cam{i}": clip for i in range(cameras)})
@@ -121,7 +121,7 @@ def main(seconds: float = 60.0, size: tuple[int, int] = (1920, 1080), settle_s: 
          memory: bool = True) -> dict:
     """Run the recorder figures and print them with their ratios."""
     from hub.init import create_hub
-    from plugins.synthetic import write_clip
+    from plugins.cameras.scene import write_clip
 
     with tempfile.TemporaryDirectory(prefix="porchlight-bench-") as scratch:
         base = Path(scratch)

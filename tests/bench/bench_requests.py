@@ -37,26 +37,26 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.agency import AGENCY_KEY_FILE, init_agency
-from federation.cells import cells_covering_circle
-from federation.client import GatewayClient, join_gateway
-from federation.gateway import create_invite, init_gateway
-from federation.gateway_app import Gateway
-from federation.gateway_settings import load_settings, render_settings, settings_path
-from federation.keys import generate_signing_key, load_private_key
-from federation.neighbourhood_log import checkpoint_signer, checkpoint_verifier, log_origin
-from federation.registry import verify_registry
-from federation.registry_authority import (
+from federation.agency.tool import AGENCY_KEY_FILE, init_agency
+from federation.authority.tool import (
     add_agency,
     authority_jwk,
     authority_kid,
     init_authority,
     sign_registry,
 )
+from federation.cells import cells_covering_circle
+from federation.gateway.app import Gateway
+from federation.gateway.operator import create_invite, init_gateway
+from federation.gateway.settings import load_settings, render_settings, settings_path
+from federation.keys import generate_signing_key, load_private_key
+from federation.member.client import GatewayClient, join_gateway
+from federation.member.requests import verify_routed_request
+from federation.neighbourhood_log import checkpoint_signer, checkpoint_verifier, log_origin
+from federation.registry import verify_registry
 from federation.replay import MemoryReplayStore
-from federation.routed_request import verify_routed_request
-from federation.tiles import DirectoryStorage, TileLog
-from federation.tlog_proof import parse_tlog_proof
+from federation.tlog.proof import parse_tlog_proof
+from federation.tlog.tiles import DirectoryStorage, TileLog
 
 CENTRE = (52.3731, 4.8926)
 
@@ -198,7 +198,7 @@ async def _run(base: Path, log_size: int, requests: int, hubs: int, raw_seconds:
         proof = parse_tlog_proof(bundle)
         consistency = log.tiles.consistency_proof(log_size // 2, log.size)
         verifier = checkpoint_verifier(gateway.key.public_jwk)
-        from federation.client import StreamMessage
+        from federation.wire import StreamMessage
 
         entry = log.entry(index).decode()
         message = StreamMessage(
@@ -245,7 +245,7 @@ def _payload(token: str) -> bytes:
 
 
 def _checkpoint_at(log: Any, size: int) -> str:
-    from federation.checkpoint import Checkpoint, sign_checkpoint
+    from federation.tlog.checkpoint import Checkpoint, sign_checkpoint
 
     # What a hub would have stored when the log had `size` entries (same key, same tree).
     root = log.tiles.root_at(size)

@@ -85,10 +85,10 @@ def throughput(size_mb: float, count: int, base: Path) -> dict:
 
 def cpu_per_camera_hour(base: Path, seconds: float) -> dict:
     """CPU seconds to cut and seal a 4 Mbit/s H.264 stream, scaled to one camera-hour."""
-    from hub.media import split_media
     from hub.service import Hub
     from hub.timeutil import parse_time
-    from plugins.synthetic import write_clip
+    from hub.vault.media import split_media
+    from plugins.cameras.scene import write_clip
 
     clip = base / "4mbit.mp4"
     write_clip(clip, seconds=seconds, fps=15, size=(1280, 720), bit_rate=4_000_000)

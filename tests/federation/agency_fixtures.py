@@ -19,23 +19,24 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from federation.agency import AGENCY_KEY_FILE, init_agency
-from federation.cells import cell_for
-from federation.client import GatewayClient, Membership, StreamMessage, join_gateway
-from federation.gateway import create_invite, init_gateway
-from federation.gateway_app import Gateway
-from federation.gateway_settings import load_settings
-from federation.jws import new_jti, sign_message
-from federation.keys import SigningKey, generate_signing_key, load_private_key
-from federation.registry import VerifiedRegistry, verify_registry
-from federation.registry_authority import (
+from federation.agency.tool import AGENCY_KEY_FILE, init_agency
+from federation.authority.tool import (
     add_agency,
     authority_jwk,
     authority_kid,
     init_authority,
     sign_registry,
 )
+from federation.cells import cell_for
+from federation.gateway.app import Gateway
+from federation.gateway.operator import create_invite, init_gateway
+from federation.gateway.settings import load_settings
+from federation.jws import new_jti, sign_message
+from federation.keys import SigningKey, generate_signing_key, load_private_key
+from federation.member.client import GatewayClient, Membership, join_gateway
+from federation.registry import VerifiedRegistry, verify_registry
 from federation.schemas import TYP_REQUEST
+from federation.wire import StreamMessage
 from tests.federation.gateway_fixtures import store_counts, write_settings
 
 # Amsterdam, Dam square: the agency's jurisdiction is 10 km around it.

@@ -22,12 +22,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from federation.client import GatewayClient, Membership, join_gateway
-from federation.gateway import create_invite, init_gateway, serve_gateway
-from federation.gateway_settings import load_settings, render_settings, settings_path
-from federation.gateway_store import GatewayStore
+from federation.gateway.operator import create_invite, init_gateway, serve_gateway
+from federation.gateway.settings import load_settings, render_settings, settings_path
+from federation.gateway.store import GatewayStore
 from federation.hop import sign_request
 from federation.keys import SigningKey, generate_signing_key
+from federation.member.client import GatewayClient, Membership, join_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from federation.cells import cell_for
-from federation.client import GatewayClient, Membership, join_gateway, verify_relayed
 from federation.errors import FederationError
 from federation.keys import generate_signing_key, load_private_key, save_private_key
+from federation.member.client import GatewayClient, Membership, join_gateway, verify_relayed
 
 
 def emit(**event: object) -> None:

@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from federation.keys import SigningKey, generate_signing_key
 from federation.neighbourhood_log import checkpoint_signer, encode_hashes, log_origin
-from federation.tiles import DirectoryStorage, TileLog
+from federation.tlog.tiles import DirectoryStorage, TileLog
 
 
 class MaliciousGateway:

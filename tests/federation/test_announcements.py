@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation.agency import AgencyError, agency_announce
+from federation.agency.tool import AgencyError, agency_announce
 from federation.announcements import (
     AnnouncementAltered,
     AnnouncementInvalid,
@@ -33,13 +33,13 @@ from federation.announcements import (
     sign_announcement,
     verify_announcement,
 )
-from federation.client import StreamMessage, verify_relayed
+from federation.authority.tool import remove_agency
 from federation.errors import MalformedMessage, SchemaError
 from federation.keys import SigningKey, generate_signing_key
-from federation.registry_authority import remove_agency
+from federation.member.client import verify_relayed
 from federation.replay import MemoryReplayStore
 from federation.schemas import TYP_ANNOUNCEMENT
-from federation.wire import AnnouncementAccepted, parse_answer, parse_frame
+from federation.wire import AnnouncementAccepted, StreamMessage, parse_answer, parse_frame
 from tests.federation.agency_fixtures import (
     CENTRE,
     east,

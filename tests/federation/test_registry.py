@@ -12,24 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.agency import init_agency
-from federation.cells import cell_for, neighbour_cells
-from federation.client import GatewayClient
-from federation.errors import FederationError
-from federation.gateway import create_invite, init_gateway
-from federation.jws import sign_message
-from federation.keys import generate_signing_key, parse_pin
-from federation.registry import (
-    JurisdictionInvalid,
-    RegistryError,
-    RegistryExpired,
-    RegistryRollback,
-    RegistryWrongSigner,
-    jurisdiction_from,
-    parse_jurisdiction,
-    verify_registry,
-)
-from federation.registry_authority import (
+from federation.agency.tool import init_agency
+from federation.authority.tool import (
     AUTHORITY_KEY_FILE,
     AuthorityError,
     add_agency,
@@ -40,6 +24,22 @@ from federation.registry_authority import (
     remove_agency,
     show_registry,
     sign_registry,
+)
+from federation.cells import cell_for, neighbour_cells
+from federation.errors import FederationError
+from federation.gateway.operator import create_invite, init_gateway
+from federation.jws import sign_message
+from federation.keys import generate_signing_key, parse_pin
+from federation.member.client import GatewayClient
+from federation.registry import (
+    JurisdictionInvalid,
+    RegistryError,
+    RegistryExpired,
+    RegistryRollback,
+    RegistryWrongSigner,
+    jurisdiction_from,
+    parse_jurisdiction,
+    verify_registry,
 )
 from federation.schemas import TYP_REGISTRY
 from tests.federation.agency_fixtures import (
@@ -233,7 +233,7 @@ async def test_publish_serve_and_refuse(tmp_path):
 
         # A hub that holds a newer version refuses the older one the gateway serves.
         key = generate_signing_key()
-        from federation.client import join_gateway
+        from federation.member.client import join_gateway
 
         membership = await join_gateway(
             hood.url, create_invite(hood.data_dir), key, cell_for(*CENTRE)
@@ -290,7 +290,7 @@ _CARD_VALUES = (
     )
 )
 def test_fuzzed_agency_cards_fail_cleanly(card):
-    from federation.registry_authority import load_card
+    from federation.authority.tool import load_card
 
     try:
         load_card(card)

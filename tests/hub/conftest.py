@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from hub.cli import main
+from hub.cli.main import main
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ def test_readme_has_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_every_cli_command_is_documented():
-    from hub.cli import build_parser
+    from hub.cli.main import build_parser
 
     text = (ROOT / "docs" / "cli.md").read_text()
     parser = build_parser()

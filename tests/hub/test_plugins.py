@@ -18,7 +18,7 @@ def test_each_hub_builds_its_own_plugin_manager(hub_dir):
     first, second = Hub(hub_dir), Hub(hub_dir)
     try:
         assert first.pm is not second.pm
-        assert "plugins.log_notifier" in {name for name, _ in first.pm.list_name_plugin()}
+        assert "plugins.notifiers.log" in {name for name, _ in first.pm.list_name_plugin()}
     finally:
         first.close()
         second.close()

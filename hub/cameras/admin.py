@@ -1,0 +1,148 @@
+"""`porchlight camera add|list|remove`: edit the cameras in config.toml, keeping the owner's comments."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import tomlkit
+from pydantic import ValidationError
+
+from hub.cameras.sources import split_credentials
+from hub.config import CONFIG_NAME, CameraEntry, check_camera_name, describe, parse_config
+from hub.datadir import DataDir, write_private
+from hub.errors import ConfigError, UsageError
+from hub.plugins import build_plugin_manager, collect_types
+
+
+def _load(data: DataDir) -> tomlkit.TOMLDocument:
+    return tomlkit.parse(data.config.read_text(encoding="utf-8"))
+
+
+def _save(data: DataDir, document: tomlkit.TOMLDocument) -> None:
+    text = tomlkit.dumps(document)
+    parse_config(text)  # never write a config the hub would refuse
+    tmp = data.config.with_name(CONFIG_NAME + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, data.config)
+
+
+def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: str | None = None,
+               synthetic: bool = False, mode: str = "continuous") -> dict:
+    """Add a camera to config.toml; a password in an RTSP URL moves to a secret file."""
+    check_camera_name(name)
+    if (rtsp is None) == (not synthetic):
+        raise UsageError("say what the camera is: --rtsp URL or --synthetic")
+    document = _load_for_new(data, name)
+    table = tomlkit.table()
+    table["name"] = name
+    secret: Path | None = None
+    password: str | None = None
+    if synthetic:
+        table["type"] = "synthetic"
+    else:
+        url, user, password = split_credentials(rtsp)
+        table["type"] = "rtsp"
+        table["url"] = url
+        if sub_rtsp:
+            table["sub_url"] = split_credentials(sub_rtsp)[0]
+        if user:
+            table["user"] = user
+        if password:
+            secret = data.root / "secrets" / f"{name}.password"
+            inline = tomlkit.inline_table()
+            inline["file"] = f"secrets/{name}.password"
+            table["password"] = inline
+    table["mode"] = mode
+    return _commit(data, document, table, secret, password)
+
+
+def _load_for_new(data: DataDir, name: str) -> tomlkit.TOMLDocument:
+    document = _load(data)
+    if any(c["name"] == name for c in document.get("cameras") or []):
+        raise UsageError(f"camera {name!r} already exists; remove it first")
+    return document
+
+
+def _commit(data: DataDir, document, table, secret: Path | None, password: str | None) -> dict:
+    """Validate the new camera, write its secret (0600) and the config; undo the secret on failure."""
+    _validate(table)
+    if document.get("cameras") is None:
+        document["cameras"] = tomlkit.aot()
+    document["cameras"].append(table)
+    if secret is not None:
+        write_private(secret, (password + "\n").encode())
+    try:
+        _save(data, document)
+    except Exception:
+        if secret is not None:
+            secret.unlink(missing_ok=True)
+        raise
+    return {k: (str(v) if k != "password" else "(secret file)") for k, v in table.items()}
+
+
+def _validate(table) -> None:
+    """Check a new camera with its source plugin's config model before it is written."""
+    entry = CameraEntry.model_validate(table.unwrap())
+    types = collect_types(build_plugin_manager().hook.porchlight_camera_types(), "camera")
+    source_type = types[entry.type]
+    try:
+        source_type.Config.model_validate(entry.model_dump(exclude=set(CameraEntry.HUB_KEYS)))
+    except ValidationError as err:
+        raise ConfigError(describe(err, f"camera {entry.name}")) from err
+
+
+def remove_camera(data: DataDir, name: str) -> None:
+    """Remove a camera from config.toml (its footage stays in the vault until retention)."""
+    document = _load(data)
+    cameras = document.get("cameras")
+    index = next((i for i, c in enumerate(cameras or []) if c["name"] == name), None)
+    if index is None:
+        raise UsageError(f"no camera {name!r} in config.toml")
+    del cameras[index]
+    _save(data, document)
+    (data.root / "secrets" / f"{name}.password").unlink(missing_ok=True)
+
+
+def add_onvif_camera(data: DataDir, name: str, *, onvif: str, user: str | None,
+                     password_file: Path | None, profile: str | None = None,
+                     mode: str = "continuous") -> dict:
+    """Add an ONVIF camera (HOST[:PORT]) to config.toml; its password goes to a secret file."""
+    check_camera_name(name)
+    host, port = _host_port(onvif)
+    password = None
+    if password_file is not None:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read the password file {password_file}: {err}") from err
+        if not password:
+            raise UsageError(f"the password file {password_file} is empty")
+    document = _load_for_new(data, name)
+    table = tomlkit.table()
+    table["name"] = name
+    table["type"] = "onvif"
+    table["host"] = host
+    table["port"] = port
+    if user:
+        table["user"] = user
+    secret = data.root / "secrets" / f"{name}.password"
+    if password:
+        inline = tomlkit.inline_table()
+        inline["file"] = f"secrets/{name}.password"
+        table["password"] = inline
+    if profile is not None:
+        table["profile"] = int(profile) if profile.isdigit() else profile
+    table["mode"] = mode
+    return _commit(data, document, table, secret if password else None, password)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """Split HOST[:PORT] or [IPv6][:PORT]; ONVIF's default port is 80."""
+    match = re.fullmatch(r"\[(?P<v6>[0-9a-fA-F:.]+)\](?::(?P<p6>\d{1,5}))?|"
+                         r"(?P<host>[^\s:/@\[\]]+)(?::(?P<port>\d{1,5}))?", text.strip())
+    port = match and (match["p6"] or match["port"])
+    if not match or (port and not 0 < int(port) < 65536):
+        raise UsageError(f"--onvif {text!r} is not HOST[:PORT] (example: 192.168.1.20:80)")
+    return match["v6"] or match["host"], int(port) if port else 80

@@ -1,0 +1,110 @@
+"""`porchlight camera add|list|discover|remove`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hub.cli.common import (
+    Parser,
+    data_arg,
+    open_hub,
+    print_json,
+)
+from hub.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this noun's commands to the parser."""
+    camera = sub.add_parser("camera", help="the hub's cameras")
+    csub = camera.add_subparsers(dest="action", required=True, parser_class=Parser)
+    p = csub.add_parser("add", help="add a camera (a running hub starts it within a second)")
+    data_arg(p)
+    p.add_argument("name")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--rtsp", metavar="URL", help="the main stream to record")
+    kind.add_argument("--onvif", metavar="HOST:PORT", help="an ONVIF camera (streams resolved by ONVIF)")
+    kind.add_argument("--synthetic", action="store_true", help="a generated test scene")
+    p.add_argument("--sub-rtsp", metavar="URL", help="a smaller stream to analyse")
+    p.add_argument("--user", help="the ONVIF user")
+    p.add_argument("--password-file", type=Path, help="a file holding the ONVIF password")
+    p.add_argument("--profile", help="the ONVIF media profile (token or 0-based index)")
+    p.add_argument("--mode", choices=["continuous", "motion"], default="continuous")
+    p = csub.add_parser("list", help="list cameras and their state")
+    data_arg(p)
+    p.add_argument("--json", action="store_true")
+    p = csub.add_parser("discover", help="find ONVIF cameras (WS-Discovery) and RTSP cameras (mDNS)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to listen (default 3)")
+    p.add_argument("--json", action="store_true")
+    p = csub.add_parser("remove", help="remove a camera (its footage stays)")
+    data_arg(p)
+    p.add_argument("name")
+
+
+def cmd_camera_add(args) -> int:
+    from hub.cameras.admin import add_camera
+    from hub.datadir import DataDir
+
+    data = DataDir(args.data).require()
+    if args.onvif:
+        from hub.cameras.admin import add_onvif_camera
+
+        table = add_onvif_camera(data, args.name, onvif=args.onvif, user=args.user,
+                                 password_file=args.password_file, profile=args.profile,
+                                 mode=args.mode)
+    else:
+        if args.user or args.password_file or args.profile:
+            raise UsageError("--user, --password-file and --profile are for --onvif cameras; "
+                             "an RTSP URL carries its credentials (rtsp://user:pass@host/path)")
+        table = add_camera(data, args.name, rtsp=args.rtsp, sub_rtsp=args.sub_rtsp,
+                           synthetic=args.synthetic, mode=args.mode)
+    print(f"added camera {args.name} ({table['type']}, {args.mode})")
+    return 0
+
+
+def cmd_camera_discover(args) -> int:
+    from hub.cameras.discovery import discover_cameras
+
+    found = discover_cameras(timeout=args.timeout)
+    if args.json:
+        print_json(found)
+    elif not found:
+        print("no cameras answered (ONVIF WS-Discovery, mDNS _rtsp._tcp)")
+    else:
+        for item in found:
+            where = item.get("url") or ", ".join(item.get("xaddrs") or []) or \
+                f"{item['host']}:{item['port']}"
+            print(f"{item['kind']:<6} {item.get('name') or '-':<30} {where}")
+    return 0
+
+
+def cmd_camera_remove(args) -> int:
+    from hub.cameras.admin import remove_camera
+    from hub.datadir import DataDir
+
+    remove_camera(DataDir(args.data).require(), args.name)
+    print(f"removed camera {args.name}; its footage stays in the vault until retention")
+    return 0
+
+
+def cmd_camera_list(args) -> int:
+    from hub.cameras.service import camera_states
+
+    hub = open_hub(args)
+    try:
+        states = camera_states(hub.db)
+        cameras = [{"name": c.name, "type": c.type, "mode": c.mode,
+                    "state": states.get(c.name, {}).get("state", "not running"),
+                    "detail": states.get(c.name, {}).get("detail", ""),
+                    "since": states.get(c.name, {}).get("since")}
+                   for c in hub.config.cameras]
+    finally:
+        hub.close()
+    if args.json:
+        print_json(cameras)
+    elif not cameras:
+        print("no cameras (add one with `porchlight camera add`)")
+    else:
+        for c in cameras:
+            print(f"{c['name']:<16} {c['type']:<10} {c['mode']:<11} {c['state']:<12} {c['detail']}")
+    return 0

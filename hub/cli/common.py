@@ -1,0 +1,70 @@
+"""What every `porchlight` command shares: the one-line-error parser, common arguments, output."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from hub.timeutil import check_window, parse_time
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def data_arg(parser: argparse.ArgumentParser) -> None:
+    """Add --data, defaulting to $PORCHLIGHT_DATA or the platform data dir."""
+    parser.add_argument("--data", type=Path, default=None,
+                        help="the hub's data dir (default: $PORCHLIGHT_DATA, else the platform data dir)")
+
+
+def required_data(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add a required --data for a tool's own data dir."""
+    parser.add_argument("--data", type=Path, required=True, help=what)
+
+
+def passphrase_arg(parser: argparse.ArgumentParser) -> None:
+    """Add --passphrase-file."""
+    parser.add_argument("--passphrase-file", type=Path, default=None,
+                        help="read the household passphrase from this file "
+                             "(else $PORCHLIGHT_PASSPHRASE, else a prompt)")
+
+
+def window_args(parser: argparse.ArgumentParser, required: bool) -> None:
+    """Add --camera, --from and --to."""
+    parser.add_argument("--camera", required=required)
+    parser.add_argument("--from", dest="start", required=required, help="ISO 8601 time")
+    parser.add_argument("--to", dest="end", required=required, help="ISO 8601 time")
+
+
+def window(args: argparse.Namespace):
+    """Parse --from/--to and check their order."""
+    start = parse_time(args.start, "--from") if args.start else None
+    end = parse_time(args.end, "--to") if args.end else None
+    check_window(start, end)
+    return start, end
+
+
+def print_json(value) -> None:
+    """Print a value as JSON on stdout."""
+    json.dump(value, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def open_hub(args: argparse.Namespace):
+    """Open the hub in --data."""
+    from hub.service import Hub
+
+    return Hub(args.data)
+
+
+def run_async(coroutine):
+    """Run a coroutine to completion."""
+    return asyncio.run(coroutine)

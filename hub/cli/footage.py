@@ -1,0 +1,180 @@
+"""`porchlight footage import|list|export|prune|check|hold|release`: the vault."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hub.cli.common import (
+    Parser,
+    data_arg,
+    open_hub,
+    passphrase_arg,
+    print_json,
+    window,
+    window_args,
+)
+from hub.errors import PorchlightError, UsageError
+from hub.timeutil import iso, parse_time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this noun's commands to the parser."""
+    footage = sub.add_parser("footage", help="the encrypted footage vault")
+    fsub = footage.add_subparsers(dest="action", required=True, parser_class=Parser)
+    p = fsub.add_parser("import", help="seal media files into the vault (no passphrase needed)")
+    data_arg(p)
+    p.add_argument("--camera", required=True)
+    p.add_argument("--start", required=True, help="ISO 8601 time of the first file's start")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p = fsub.add_parser("list", help="list the indexed segments (no passphrase needed)")
+    data_arg(p)
+    window_args(p, required=False)
+    p.add_argument("--json", action="store_true")
+    p = fsub.add_parser("export", help="decrypt and join footage into one MP4")
+    data_arg(p)
+    window_args(p, required=True)
+    p.add_argument("--out", required=True, type=Path)
+    passphrase_arg(p)
+    p = fsub.add_parser("prune", help="apply the retention rules now")
+    data_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted")
+    p.add_argument("--json", action="store_true")
+    p = fsub.add_parser("check", help="check and repair the vault; report every repair")
+    data_arg(p)
+    p.add_argument("--json", action="store_true")
+    p = fsub.add_parser("hold", help="keep footage from retention")
+    data_arg(p)
+    window_args(p, required=True)
+    p.add_argument("--reason", default="owner", help="a label to release the hold by")
+    p = fsub.add_parser("release", help="lift the owner's holds with this label")
+    data_arg(p)
+    p.add_argument("--reason", default="owner")
+
+
+def cmd_footage_import(args) -> int:
+    from hub.vault.footage import import_files
+
+    start = parse_time(args.start, "--start")
+    hub = open_hub(args)
+    try:
+        segments = import_files(hub, args.camera, start, args.files)
+    finally:
+        hub.close()
+    print(f"sealed {len(segments)} segments of {args.camera} into the vault")
+    return 0
+
+
+def cmd_footage_list(args) -> int:
+    start, end = window(args)
+    hub = open_hub(args)
+    try:
+        if args.camera:
+            hub.vault.check_camera(args.camera, [c.name for c in hub.config.cameras])
+        segments = hub.vault.segments(args.camera, start, end)
+    finally:
+        hub.close()
+    if args.json:
+        print_json([s.as_json() for s in segments])
+        return 0
+    if not segments:
+        print("no footage")
+        return 0
+    print(f"{'camera':<16} {'start':<27} {'end':<27} {'size':>10} {'status':<8} id")
+    for s in segments:
+        print(f"{s.camera:<16} {iso(s.start):<27} {iso(s.end):<27} {s.size:>10} {s.status:<8} {s.id}")
+    return 0
+
+
+def cmd_footage_export(args) -> int:
+    from hub.household import read_passphrase, unlock_household_identity
+    from hub.vault.footage import export_footage
+
+    start, end = window(args)
+    hub = open_hub(args)
+
+    def unlock():
+        return unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+
+    try:
+        result = export_footage(hub, args.camera, start, end, args.out, unlock)
+    finally:
+        hub.close()
+    total = len(result.failed) + len(result.exported)
+    if result.failed:
+        wrote = f"wrote {result.out} from {len(result.exported)} of {total} segments; " \
+            if result.out is not None else "wrote nothing; "
+        raise PorchlightError(
+            wrote + "; ".join(result.failed.values()) + "; run `porchlight footage check`"
+        )
+    print(f"wrote {result.out} from {total} segments")
+    return 0
+
+
+def cmd_footage_prune(args) -> int:
+    from hub.vault.maintenance import apply_retention, plan_for_vault
+    from hub.vault.retention import RetentionPolicy
+
+    hub = open_hub(args)
+    try:
+        policy = RetentionPolicy.from_config(hub.config.retention)
+        now = hub.clock()
+        plan = plan_for_vault(hub.vault, policy, now) if args.dry_run else \
+            apply_retention(hub.vault, policy, now)
+    finally:
+        hub.close()
+    if args.json:
+        print_json({"dry_run": args.dry_run, "delete": plan.delete, "reasons": plan.reasons,
+                    "freed": plan.freed, "still_over_budget": plan.still_over_budget})
+        return 0
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {len(plan.delete)} segments ({plan.freed} bytes)")
+    for segment_id in plan.delete:
+        print(f"  {segment_id}: {plan.reasons[segment_id]}")
+    if plan.still_over_budget:
+        print("still over the disk budget: the rest is held")
+    return 0
+
+
+def cmd_footage_check(args) -> int:
+    from hub.vault.repair import check_vault
+
+    hub = open_hub(args)
+    try:
+        report = check_vault(hub.vault, verify_hashes=True)
+    finally:
+        hub.close()
+    if args.json:
+        print_json({"checked": report.checked, "repairs": [r.as_json() for r in report.repairs]})
+    else:
+        print(f"checked {report.checked} segments: "
+              + ("all whole" if report.clean else f"{len(report.repairs)} findings"))
+        for repair in report.repairs:
+            print(f"  {repair.action}: {repair.path} ({repair.detail})")
+    return 0 if all(r.action in ("reindexed", "removed-temp", "cleared")
+                    for r in report.repairs) else 1
+
+
+def cmd_footage_hold(args) -> int:
+    start, end = window(args)
+    hub = open_hub(args)
+    try:
+        hub.vault.check_camera(args.camera, [c.name for c in hub.config.cameras])
+        segments = hub.vault.segments(args.camera, start, end)
+        if not segments:
+            raise UsageError(f"no footage of {args.camera} in that window to hold")
+        count = hub.vault.hold(segments, "owner", args.reason)
+    finally:
+        hub.close()
+    print(f"held {count} segments (release with `porchlight footage release --reason {args.reason}`)")
+    return 0
+
+
+def cmd_footage_release(args) -> int:
+    hub = open_hub(args)
+    try:
+        count = hub.vault.release("owner", args.reason)
+    finally:
+        hub.close()
+    print(f"released {count} holds")
+    return 0

@@ -1,0 +1,119 @@
+"""`porchlight requests list|show|approve|deny`: the inbox of agency requests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from hub.cli.common import (
+    Parser,
+    data_arg,
+    open_hub,
+    passphrase_arg,
+    print_json,
+)
+from hub.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this noun's commands to the parser."""
+    requests = sub.add_parser("requests", help="agency requests for footage")
+    rsub = requests.add_subparsers(dest="action", required=True, parser_class=Parser)
+    p = rsub.add_parser("list", help="the requests inbox")
+    data_arg(p)
+    p.add_argument("--all", action="store_true", help="also the requests this hub dropped, and why")
+    p.add_argument("--json", action="store_true")
+    p = rsub.add_parser("show", help="one request in full")
+    data_arg(p)
+    p.add_argument("id")
+    p = rsub.add_parser("approve", help="seal and send the footage of a request")
+    data_arg(p)
+    p.add_argument("id")
+    p.add_argument("--camera", action="append", default=[],
+                   help="a camera to send (repeatable; default: those with footage in the window)")
+    p.add_argument("--blur-faces", action="store_true", help="blur faces (re-encodes the clips)")
+    passphrase_arg(p)
+    p = rsub.add_parser("deny", help="deny a request")
+    data_arg(p)
+    p.add_argument("id")
+    p.add_argument("--silent", action="store_true", help="send no answer at all")
+
+
+def cmd_requests_list(args) -> int:
+    from hub.neighbourhood.requests import list_requests
+
+    hub = open_hub(args)
+    try:
+        requests = list_requests(hub, include_dropped=args.all)
+    finally:
+        hub.close()
+    if args.json:
+        print_json(requests)
+    elif not requests:
+        print("no requests")
+    else:
+        for r in requests:
+            line = (f"{r['id']}  {r['status']:<15} {r['agency'] or '-'}  case {r['case_number'] or '-'}"
+                    f"  {r['start'] or ''} .. {r['end'] or ''}")
+            print(line + (f"  ({r['detail']})" if r["detail"] else ""))
+    return 0
+
+
+def cmd_requests_show(args) -> int:
+    from hub.neighbourhood.requests import footage_in_window, get_request
+
+    hub = open_hub(args)
+    try:
+        request = get_request(hub, args.id)
+        if request["start"]:
+            from datetime import datetime
+
+            request["footage"] = footage_in_window(hub, datetime.fromisoformat(request["start"]),
+                                                   datetime.fromisoformat(request["end"]))
+    finally:
+        hub.close()
+    print_json(request)
+    return 0
+
+
+def _with_gateway(hub, work):
+    """Run `work(client, gateway_kid)` against the hub's gateway."""
+
+    from hub.neighbourhood.service import with_gateway_client
+
+    return asyncio.run(with_gateway_client(hub, work))
+
+
+def cmd_requests_approve(args) -> int:
+    from hub.household import read_passphrase, unlock_household_identity
+    from hub.neighbourhood.requests import approve, get_request
+
+    hub = open_hub(args)
+    try:
+        request = get_request(hub, args.id)
+        if request["status"] != "pending":
+            raise UsageError(f"request {args.id} is {request['status']}, not pending")
+        identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+        decision = _with_gateway(hub, lambda client, gateway: approve(
+            hub, client, gateway, args.id, identity, args.camera or None, args.blur_faces))
+    finally:
+        hub.close()
+    for clip in decision.clips:
+        print(f"sent {clip['camera']}: {clip['size']} bytes sealed to {request['agency']}, "
+              f"sha256 {clip['sha256']}")
+    print(f"approved request {args.id}; the footage is held until the agency can no longer fetch it")
+    return 0
+
+
+def cmd_requests_deny(args) -> int:
+    from hub.neighbourhood.requests import deny
+
+    hub = open_hub(args)
+    try:
+        decision = _with_gateway(hub, lambda client, gateway: deny(
+            hub, client, gateway, args.id, args.silent))
+    finally:
+        hub.close()
+    print(f"denied request {args.id}" + (" silently (nothing was sent)"
+                                          if decision.answer is None else " (a signed denial was sent)"))
+    return 0

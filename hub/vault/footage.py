@@ -1,0 +1,142 @@
+"""Footage operations behind `porchlight footage`: import, list, export, prune, check, hold."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import pyrage
+
+from hub.config import Config, check_camera_name
+from hub.errors import MediaError, PorchlightError, UsageError
+from hub.progress import progress_bar
+from hub.timeutil import check_window
+from hub.vault.media import SEGMENT_TYPE, join_segments, split_media
+from hub.vault.store import Segment, Vault
+
+log = logging.getLogger(__name__)
+
+
+class Hub(Protocol):
+    """What footage work needs of an opened hub (hub.service.Hub): its config and its vault."""
+
+    config: Config
+    vault: Vault
+
+
+def import_files(
+    hub: Hub, camera: str, start: datetime, files: list[Path], progress: bool = True
+) -> list[Segment]:
+    """Seal media files into the vault as segments; all or nothing.
+
+    The first file starts at `start`; each next file starts where the previous one ended.
+    """
+    check_camera_name(camera)
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    seconds = hub.config.vault.segment_seconds
+    # Read every file once before sealing anything: a bad file later in the list must not
+    # leave the earlier ones half imported.
+    plans = [(path, list(split_media(path, seconds))) for path in files]
+    sealed: list[Segment] = []
+    total = sum(len(p.data) for _, pieces in plans for p in pieces)
+    bar = progress_bar(total, "B", "import", progress)
+    try:
+        at = start
+        for _path, pieces in plans:
+            end = at
+            for piece in pieces:
+                begin = at + timedelta(seconds=piece.offset_start)
+                end = at + timedelta(seconds=piece.offset_end)
+                sealed.append(hub.vault.seal(camera, begin, end, piece.media_type, piece.data))
+                bar.update(len(piece.data))
+            at = end
+    except BaseException:
+        for segment in sealed:
+            hub.vault.delete(segment)
+        log.warning("import failed; removed the %d segments it had sealed", len(sealed))
+        raise
+    finally:
+        bar.close()
+    return sealed
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and which segments it had to leave out."""
+
+    out: Path | None
+    exported: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def export_footage(
+    hub: Hub,
+    camera: str,
+    start: datetime,
+    end: datetime,
+    out: Path,
+    unlock: Callable[[], pyrage.x25519.Identity],
+    progress: bool = True,
+) -> ExportResult:
+    """Decrypt the segments covering [start, end] and remux them into one MP4 by stream copy."""
+    check_window(start, end)
+    hub.vault.check_camera(camera, [c.name for c in hub.config.cameras])
+    if out.exists():
+        raise UsageError(f"{out} already exists; choose another --out")
+    segments = [s for s in hub.vault.segments(camera, start, end) if s.media_type == SEGMENT_TYPE]
+    if not segments:
+        raise PorchlightError(
+            f"no footage of {camera} between {start.isoformat()} and {end.isoformat()}"
+        )
+    identity = unlock()
+    partial = out.with_name(out.name + ".partial")
+    result = ExportResult(out=None)
+    bar = progress_bar(len(segments), "segment", "export", progress)
+    origin = segments[0].start
+
+    def loader(segment: Segment) -> Callable[[], bytes]:
+        def load() -> bytes:
+            try:
+                return hub.vault.read(segment, identity)
+            finally:
+                bar.update(1)
+        return load
+
+    try:
+        report = join_segments(
+            ((s.id, (s.start - origin).total_seconds(), loader(s)) for s in segments), partial,
+        )
+    except Exception as err:
+        partial.unlink(missing_ok=True)
+        raise MediaError(f"export failed while remuxing: {err}") from err
+    finally:
+        bar.close()
+    result.exported = report.written
+    result.failed = report.skipped
+    if report.written:
+        os.replace(partial, out)
+        result.out = out
+    else:
+        partial.unlink(missing_ok=True)
+    return result
+
+
+def clip_bytes(hub: Hub, segments: list[Segment], identity) -> bytes:
+    """Decrypt segments and join them into one MP4 in memory, by stream copy."""
+    buffer = io.BytesIO()
+    origin = segments[0].start
+    report = join_segments(
+        ((s.id, (s.start - origin).total_seconds(), lambda s=s: hub.vault.read(s, identity))
+         for s in segments), buffer)
+    if report.skipped:
+        raise PorchlightError(f"{len(report.skipped)} segments are damaged: "
+                              + "; ".join(report.skipped.values()))
+    return buffer.getvalue()

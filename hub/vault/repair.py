@@ -1,0 +1,138 @@
+"""Crash safety: find what a crash or power cut left behind and repair it without deleting footage.
+
+Leftover temp files (never indexed, so never footage anyone saw) are removed; index rows whose
+file is missing or fails its hash are flagged; vault files without a row are re-indexed from
+their names, or moved to quarantine/. Every repair is logged and recorded in the `repairs` table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.timeutil import iso, utcnow
+from hub.vault.store import AGE_HEADER, TMP_SUFFIX, Vault, parse_segment_name, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Repair:
+    """One thing the check found and what it did about it."""
+
+    action: str
+    path: str
+    detail: str
+
+    def as_json(self) -> dict:
+        """Return the repair as a JSON object."""
+        return {"action": self.action, "path": self.path, "detail": self.detail}
+
+
+@dataclass
+class CheckReport:
+    """What one check of the vault found."""
+
+    repairs: list[Repair] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """Return True when nothing needed repair."""
+        return not self.repairs
+
+
+def check_vault(vault: Vault, *, verify_hashes: bool = True) -> CheckReport:
+    """Repair the vault after a crash; with verify_hashes, hash every indexed file too."""
+    report = CheckReport()
+    root = vault.data.root
+    _remove_temp_files(vault, report)
+    indexed = {}
+    for segment in vault.segments():
+        indexed[segment.path] = segment
+        report.checked += 1
+        path = root / segment.path
+        if not path.exists():
+            _flag(vault, report, segment, "missing", "the file is missing")
+            continue
+        size = path.stat().st_size
+        if size != segment.size:
+            _flag(vault, report, segment, "corrupt", f"{size} bytes instead of {segment.size}")
+        elif verify_hashes and sha256_file(path) != segment.sha256:
+            _flag(vault, report, segment, "corrupt", "its SHA-256 does not match the index")
+        elif segment.status != "ok":
+            vault.mark(segment.id, "ok")
+            _record(vault, report, Repair("cleared", segment.path, "the file is whole again"))
+    if vault.data.vault.exists():
+        for path in sorted(vault.data.vault.rglob("*")):
+            if path.is_dir() or path.parent == vault.data.tmp:
+                continue
+            relative = path.relative_to(root).as_posix()
+            if relative not in indexed:
+                _adopt_or_quarantine(vault, report, path, relative)
+    return report
+
+
+def _remove_temp_files(vault: Vault, report: CheckReport) -> None:
+    if not vault.data.tmp.exists():
+        return
+    for path in sorted(vault.data.tmp.iterdir()):
+        if path.name.endswith(TMP_SUFFIX):
+            size = path.stat().st_size
+            path.unlink()
+            _record(vault, report, Repair(
+                "removed-temp", path.relative_to(vault.data.root).as_posix(),
+                f"an unfinished write of {size} bytes (never indexed)",
+            ))
+
+
+def _flag(vault: Vault, report: CheckReport, segment, status: str, why: str) -> None:
+    repair = Repair(f"flagged-{status}", segment.path, f"segment {segment.id}: {why}")
+    if segment.status == status:
+        report.repairs.append(repair)  # already flagged and recorded by an earlier check
+        return
+    vault.mark(segment.id, status)
+    _record(vault, report, repair)
+
+
+def _adopt_or_quarantine(vault: Vault, report: CheckReport, path: Path, relative: str) -> None:
+    parsed = parse_segment_name(path.name)
+    parts = Path(relative).parts  # vault/<camera>/<day>/<name>
+    with open(path, "rb") as handle:
+        header = handle.read(len(AGE_HEADER))
+    if parsed is not None and len(parts) == 4 and header == AGE_HEADER:
+        start, end, segment_id, media_type = parsed
+        exists = vault.db.execute("select 1 from segments where id = ?", [segment_id]).fetchone()
+        if not exists:
+            vault.db["segments"].insert({
+                "id": segment_id, "camera": parts[1], "start": iso(start), "end": iso(end),
+                "size": path.stat().st_size, "media_type": media_type,
+                "sha256": sha256_file(path), "path": relative, "status": "ok",
+                "created": iso(utcnow()),
+            })
+            _record(vault, report, Repair("reindexed", relative, f"segment {segment_id} of {parts[1]}"))
+            return
+    target = vault.data.quarantine / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, target)
+    _record(vault, report, Repair(
+        "quarantined", relative,
+        f"not a vault segment this hub can index; moved to {target.relative_to(vault.data.root)}",
+    ))
+
+
+def _record(vault: Vault, report: CheckReport, repair: Repair) -> None:
+    report.repairs.append(repair)
+    log.warning("vault repair: %s %s (%s)", repair.action, repair.path, repair.detail)
+    vault.db["repairs"].insert({
+        "at": iso(utcnow()), "action": repair.action, "path": repair.path, "detail": repair.detail,
+    })
+
+
+def disk_usage(path: Path) -> tuple[int, int]:
+    """Return (total, free) bytes of the filesystem holding path."""
+    stat = os.statvfs(path)
+    return stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize
