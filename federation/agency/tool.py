@@ -42,6 +42,7 @@ from federation.announcements import (
     announcement_id,
     sign_announcement,
 )
+from federation.bodies import read_error_body
 from federation.errors import FederationError, KeyInvalid
 from federation.http import GatewayHTTP, GatewayKeyChanged, GatewayRejected, GatewayUnavailable
 from federation.jws import new_jti, sign_message, verify_message
@@ -121,9 +122,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def _write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    _write_private(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
 def init_agency(data_dir: str | os.PathLike[str], name: str) -> dict[str, Any]:
@@ -234,13 +233,14 @@ class AgencyClient(GatewayHTTP):
         try:
             async with self._http().get(url, headers=headers, timeout=_DOWNLOAD_TIMEOUT) as resp:
                 if resp.status >= 400:
-                    error = parse_error(await resp.content.read(16 * 1024))
+                    error = parse_error(await read_error_body(resp))
                     raise GatewayRejected(
                         f"gateway refused the clip: {error.error if error else resp.status}",
                         reason=error.reason if error else f"http_{resp.status}",
                         status=resp.status,
                     )
-                with open(tmp, "wb") as fh:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
                     async for chunk in resp.content.iter_chunked(256 * 1024):
                         received += len(chunk)
                         if received > size:
@@ -414,8 +414,15 @@ async def agency_status(
     return status.model_dump()
 
 
-def _safe_label(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:40] or "camera"
+def _safe_label(text: str, fallback: str = "camera") -> str:
+    # Leading '-' or '.' would make a name an option or a hidden file to the tools that open it.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._-")[:40] or fallback
+
+
+def evidence_name(hub_kid: str, camera: str, start: int) -> str:
+    """Name a fetched clip `<start>-<camera>-<hub kid 8>.mp4`: it always starts with a digit."""
+    stamp = datetime.fromtimestamp(start, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{_safe_label(camera)}-{_safe_label(hub_kid[:8], 'hub')}.mp4"
 
 
 def _utc(seconds: int) -> str:
@@ -460,8 +467,11 @@ async def agency_fetch(
     root = Path(data_dir)
     out = Path(out_dir)
     agency = load_agency(root)
+    # Evidence: folders the tool creates are the agency user's alone (0700), files 0600.
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     sealed_dir = out / "sealed"
-    sealed_dir.mkdir(parents=True, exist_ok=True)
+    sealed_dir.mkdir(exist_ok=True, mode=0o700)
+    sealed_dir.chmod(0o700)
     record_path = root / REQUESTS_DIR / f"{check_request_id(request_id)}.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     answers: list[dict[str, Any]] = []
@@ -542,7 +552,7 @@ async def _fetch_clip(
             f"clip {clip.sha256[:16]}... from hub {hub} does not open with this agency's "
             f"identity: {err}"
         ) from err
-    name = f"{hub[:8]}-{_safe_label(clip.camera)}-{datetime.fromtimestamp(clip.start, tz=UTC):%Y%m%dT%H%M%SZ}.mp4"
+    name = evidence_name(hub, clip.camera, clip.start)
     mp4_path = out / name
     await asyncio.to_thread(_write_file, mp4_path, plaintext)
     if available.get(clip.sha256, False):
@@ -566,9 +576,4 @@ def _sha256_file(path: Path) -> str:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    _write_private(path, data)

@@ -182,9 +182,9 @@ class Neighbourhood:
         """Post a request token as an agency would."""
         return await post_body(self.url + "/v1/requests", token.encode(), "application/jose")
 
-    async def join(self, lat: float, lon: float) -> Hub:
+    async def join(self, lat: float, lon: float, key: SigningKey | None = None) -> Hub:
         """Join a new hub at a location (it registers only its cell)."""
-        key = generate_signing_key()
+        key = key or generate_signing_key()
         code = create_invite(self.data_dir)
         membership = await join_gateway(self.url, code, key, cell_for(lat, lon))
         client = GatewayClient.for_membership(membership, key, clock=self.clock)

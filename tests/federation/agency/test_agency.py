@@ -173,6 +173,48 @@ async def test_agency_request_status_and_fetch_end_to_end(tmp_path):
         assert (agency["requests"], agency["approvals"], agency["denials"]) == (1, 1, 1)
 
 
+async def test_fetched_evidence_is_private_and_never_named_like_an_option(tmp_path):
+    """Decrypted footage is written 0600 in 0700 folders; names start with a letter or digit."""
+    key = generate_signing_key()
+    while not key.kid.startswith("-"):  # one kid in 64 does; the old names then began with '-'
+        key = generate_signing_key()
+    async with neighbourhood(tmp_path) as hood:
+        hub = await hood.join(*east(*CENTRE, 80), key=key)
+        start, end = _window()
+        request_id = await agency_request(
+            hood.agency_dir, hood.url, case="2024-000124", reason="Bike theft", start=start,
+            end=end, lat=CENTRE[0], lon=CENTRE[1], radius_m=300,
+        )
+        message = await next_message(hub.client)
+        verified = verify_routed_request(
+            message, registry=hood.registry(), gateway_kid=hood.kid, last_checkpoint=None,
+            verifier_key=checkpoint_verifier(hood.gateway.key.public_jwk), now=time.time(),
+            replay_store=MemoryReplayStore(),
+            consistency_proof=await hub.client.consistency_for(message, None),
+        )
+        sealed = seal_clip(FOOTAGE, verified.agency.recipient)
+        clip = {"sha256": sha256_hex(sealed), "size": len(sealed),
+                "start": int(start.timestamp()), "end": int(start.timestamp()) + 60,
+                "camera": "-rf front"}
+        await hub.client.upload_clip(request_id, clip["sha256"], sealed)
+        await hub.client.post_answer(request_id, sign_answer(
+            hub.key, gateway_kid=hood.kid, request_id=request_id, decision="approved",
+            clips=[clip], now=time.time()))
+        out = tmp_path / "evidence"
+        manifest = await agency_fetch(hood.agency_dir, hood.url, request_id, out)
+    (entry,) = manifest["clips"]
+    stamp = datetime.fromtimestamp(clip["start"], UTC).strftime("%Y%m%dT%H%M%SZ")
+    assert entry["file"] == f"{stamp}-rf_front-{key.kid[:8].strip('-_')}.mp4"
+    assert (out / entry["file"]).read_bytes() == FOOTAGE
+    files = [p for p in out.rglob("*") if p.is_file()]
+    folders = [out, *(p for p in out.rglob("*") if p.is_dir())]
+    assert sorted(p.relative_to(out).as_posix() for p in files) == sorted(
+        [entry["file"], "manifest.json", f"sealed/{clip['sha256']}.age"])
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o600"}
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in folders} == {"0o700"}
+    assert all(p.name[0].isalnum() for p in files)
+
+
 async def test_fetch_refuses_a_clip_altered_on_the_gateway(tmp_path):
     async with neighbourhood(tmp_path) as hood:
         hub = await hood.join(*CENTRE)
