@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,12 +18,23 @@ from hub.vault.repair import check_vault
 from plugins.cameras.scene import write_clip
 
 
-def _verify_everything(root, identity) -> int:
-    """Check that every indexed segment decrypts, matches its hash and plays; nothing else is there."""
+def _committed(root) -> dict[str, str]:
+    """Return {segment id: SHA-256} of every segment the index holds, read before any repair."""
+    with sqlite3.connect(f"file:{root / 'porchlight.db'}?mode=ro", uri=True) as db:
+        return dict(db.execute("select id, sha256 from segments"))
+
+
+def _verify_everything(root, identity, committed: dict[str, str]) -> int:
+    """Check that every committed segment survived and plays, and that nothing else is there."""
     hub = Hub(root)
     try:
         report = check_vault(hub.vault, verify_hashes=True)
         segments = hub.vault.segments()
+        # A repair that deletes footage would also leave disk and index agreeing: check that
+        # every segment committed before the kill is still there, with the bytes it had.
+        survived = {s.id: s.sha256 for s in segments}
+        lost = {id_ for id_, sha in committed.items() if survived.get(id_) != sha}
+        assert not lost, f"{len(lost)} of {len(committed)} committed segments lost: {sorted(lost)}"
         for segment in segments:
             assert segment.status == "ok", segment
             data = hub.vault.read(segment, identity)  # checks size, SHA-256 and age's MACs
@@ -42,29 +54,51 @@ def test_kill_nine_during_import_fifty_times(hub_dir, household_identity, tmp_pa
     clip = tmp_path / "long.mp4"
     write_clip(clip, seconds=120.0, fps=10, size=(320, 180))
     rng = random.Random(20261128)
-    repaired = completed = 0
+    repaired = completed = grew = 0
+    committed: dict[str, str] = {}
+
+    def day(round_: int) -> str:
+        return f"2026-11-{1 + round_ % 28:02d}"
 
     def start_import(round_: int) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "footage", "import", "--data", str(hub_dir),
-             "--camera", f"cam{round_ % 3}", "--start", f"2026-11-{1 + round_ % 28:02d}T10:00:00Z",
-             str(clip)],
+             "--camera", f"cam{round_ % 3}", "--start", f"{day(round_)}T10:00:00Z", str(clip)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+
+    def kill_after_sealing(proc: subprocess.Popen, round_: int, files: int) -> None:
+        """Kill the import once its folder holds `files` segment files (so files-1 are indexed)."""
+        folder = hub_dir / "vault" / f"cam{round_ % 3}" / day(round_)
+        while proc.poll() is None and len(list(folder.glob("*.age"))) < files:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
 
     # How long one whole import takes here, so the kills spread over its whole life.
     began = time.monotonic()
     assert start_import(99).wait() == 0
     whole = time.monotonic() - began
+    committed.update(_committed(hub_dir))
+    assert len(committed) == 12, "the first whole import did not commit its 12 segments"
     for round_ in range(50):
         proc = start_import(round_)
-        time.sleep(rng.uniform(0.05, 0.95) * whole)
-        proc.send_signal(signal.SIGKILL)
+        if round_ % 2:
+            # Sealing takes a small part of an import's life: half the kills land inside it,
+            # after a random number of segments were committed, so the repair has footage to keep.
+            kill_after_sealing(proc, round_, rng.randint(2, 12))
+        else:
+            time.sleep(rng.uniform(0.05, 0.95) * whole)
+            proc.send_signal(signal.SIGKILL)
         if proc.wait() == 0:
             completed += 1
-        repaired += _verify_everything(hub_dir, household_identity)
-    print(f"\ncrash loop: 50 kills, {completed} imports finished first, {repaired} repairs")
+        before = len(committed)
+        committed.update(_committed(hub_dir))
+        grew += len(committed) > before
+        repaired += _verify_everything(hub_dir, household_identity, committed)
+    print(f"\ncrash loop: 50 kills, {completed} imports finished first, {repaired} repairs, "
+          f"{len(committed)} committed segments all kept, {grew} rounds committed new ones")
     assert completed < 25  # most kills must land mid-import, or the test proves nothing
+    assert grew >= 25  # every kill inside sealing left committed segments the repair had to keep
 
 
 @pytest.fixture
