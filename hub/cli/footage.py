@@ -66,6 +66,8 @@ def cmd_footage_import(args) -> int:
 
 
 def cmd_footage_list(args) -> int:
+    from hub.vault.media import SEGMENT_TYPE
+
     start, end = window(args)
     hub = open_hub(args)
     try:
@@ -80,9 +82,11 @@ def cmd_footage_list(args) -> int:
     if not segments:
         print("no footage")
         return 0
-    print(f"{'camera':<16} {'start':<27} {'end':<27} {'size':>10} {'status':<8} id")
+    print(f"{'camera':<16} {'start':<27} {'end':<27} {'type':<8} {'size':>10} {'status':<8} id")
     for s in segments:
-        print(f"{s.camera:<16} {iso(s.start):<27} {iso(s.end):<27} {s.size:>10} {s.status:<8} {s.id}")
+        kind = "video" if s.media_type == SEGMENT_TYPE else "snapshot"
+        print(f"{s.camera:<16} {iso(s.start):<27} {iso(s.end):<27} {kind:<8} {s.size:>10} "
+              f"{s.status:<8} {s.id}")
     return 0
 
 

@@ -68,6 +68,17 @@ def import_files(
     return sealed
 
 
+def check_out_path(out: Path) -> None:
+    """Refuse an --out that exists or whose folder is missing or not writable."""
+    if out.exists() or out.is_symlink():
+        raise UsageError(f"{out} already exists; choose another --out")
+    folder = out.parent
+    if not folder.is_dir():
+        raise UsageError(f"--out: the folder {folder} does not exist; create it or choose another")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--out: cannot write in the folder {folder}; choose another")
+
+
 @dataclass
 class ExportResult:
     """What an export wrote and which segments it had to leave out."""
@@ -89,8 +100,7 @@ def export_footage(
     """Decrypt the segments covering [start, end] and remux them into one MP4 by stream copy."""
     check_window(start, end)
     hub.vault.check_camera(camera, [c.name for c in hub.config.cameras])
-    if out.exists():
-        raise UsageError(f"{out} already exists; choose another --out")
+    check_out_path(out)
     segments = [s for s in hub.vault.segments(camera, start, end) if s.media_type == SEGMENT_TYPE]
     if not segments:
         raise PorchlightError(

@@ -62,7 +62,8 @@ def test_import_list_export(hub_dir, clip25, cli, passfile, tmp_path, monkeypatc
     assert len(_list(cli, hub_dir, "--from", "2026-11-20T14:00:12Z")) == 2
     assert len(_list(cli, hub_dir, "--to", "2026-11-20T14:00:05Z")) == 1
     code, out, _ = cli("footage", "list", "--data", hub_dir)
-    assert out.splitlines()[0].split() == ["camera", "start", "end", "size", "status", "id"]
+    assert out.splitlines()[0].split() == ["camera", "start", "end", "type", "size", "status", "id"]
+    assert [line.split()[3] for line in out.splitlines()[1:]] == ["video"] * 3
 
     out_mp4 = tmp_path / "export.mp4"
     code, out, err = cli("footage", "export", "--data", hub_dir, "--camera", "porch",
@@ -91,6 +92,22 @@ def test_export_needs_the_right_passphrase(hub_dir, clip25, cli, tmp_path, monke
     assert code == 1
     assert err == "porchlight: error: wrong passphrase for the household key\n"
     assert not out_mp4.exists() and not list(tmp_path.glob("x.mp4*"))
+
+
+def test_a_missing_export_folder_is_named_before_the_passphrase_is_asked(
+        hub_dir, clip25, cli, tmp_path):
+    assert cli("footage", "import", "--data", hub_dir, "--camera", "porch", "--start", START,
+               clip25)[0] == 0
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the right passphrase\n")  # never read: the folder is checked first
+    out_mp4 = tmp_path / "no" / "such" / "x.mp4"
+    code, out, err = cli("footage", "export", "--data", hub_dir, "--camera", "porch",
+                         "--from", START, "--to", "2026-11-20T14:00:10Z", "--out", out_mp4,
+                         "--passphrase-file", wrong)
+    assert (code, out) == (2, "")
+    assert err == (f"porchlight: error: --out: the folder {out_mp4.parent} does not exist; "
+                   "create it or choose another\n")
+    assert not (tmp_path / "no").exists()
 
 
 def test_flipped_byte_names_the_segment_and_exports_the_rest(hub_dir, clip25, cli, passfile, tmp_path):
@@ -229,6 +246,8 @@ def test_a_snapshot_is_stored_whole(hub_dir, cli, tmp_path, household_identity):
     assert code == 0, err
     [segment] = _list(cli, hub_dir)
     assert segment["media_type"] == "image/jpeg"
+    code, out, _ = cli("footage", "list", "--data", hub_dir)
+    assert out.splitlines()[1].split()[:4] == ["porch", segment["start"], segment["end"], "snapshot"]
     hub = Hub(hub_dir)
     try:
         assert hub.vault.read(hub.vault.segments()[0], household_identity) == jpeg.read_bytes()
