@@ -153,6 +153,8 @@ SCENARIOS: dict[str, Scenario] = {
     for scenario in (
         Scenario("walking_figure", "a person walks across the lawn, left to right", True),
         Scenario("car", "a car drives along the street, right to left", True),
+        Scenario("passers_by", "a busy pavement: people walk across the yard all the time, "
+                 "both ways", True),
         Scenario("light_switch", "the porch light goes on, then off (global brightness steps)",
                  False),
         Scenario("cloud_shadow", "a large soft cloud shadow drifts slowly over the yard", False),
@@ -274,9 +276,49 @@ def _draw_walking_figure(frame: np.ndarray, ts: float, rng: np.random.Generator)
     tall = 0.34 * height
     # A brisk walk: the figure crosses the frame in about 7 seconds, starting at 2 s.
     cx = -0.2 * tall + (ts - 2.0) * (width + 0.4 * tall) / 7.0
-    feet = 0.93 * height
     if ts < 2.0 or cx - 0.3 * tall > width:
         return None
+    return _draw_figure(frame, cx, 0.93 * height, tall, ts)
+
+
+# The people of the busy scene: (seconds to cross, seconds between crossings, start offset,
+# feet as a fraction of the height, height as a fraction of the frame's, walking right?).
+# Nearer people walk lower in the frame and look taller; someone is always in view.
+_PASSERS_BY = (
+    (7.0, 1.5, 0.0, 0.93, 0.34, True),
+    (9.0, 0.5, 3.0, 0.80, 0.26, False),
+    (8.0, 2.5, 5.5, 0.99, 0.40, False),
+    (11.0, 1.0, 1.5, 0.72, 0.22, True),
+)
+
+
+def _draw_passers_by(frame: np.ndarray, ts: float, rng: np.random.Generator) -> Box | None:
+    height, width = frame.shape[:2]
+    boxes = []
+    for crossing, pause, offset, feet, tall_fraction, rightwards in _PASSERS_BY:
+        tall = tall_fraction * height
+        along = ((ts + offset) % (crossing + pause)) / crossing
+        if along > 1.0:
+            continue  # between crossings
+        span = width + 0.6 * tall
+        cx = -0.3 * tall + along * span
+        if not rightwards:
+            cx = width - cx
+        box = _draw_figure(frame, cx, feet * height, tall, ts + offset)
+        if box is not None:
+            boxes.append(box)
+    if not boxes:
+        return None
+    # One truth box around everyone, since the ground truth holds one box per frame.
+    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    right = max(b[0] + b[2] for b in boxes)
+    bottom = max(b[1] + b[3] for b in boxes)
+    return (left, top, right - left, bottom - top)
+
+
+def _draw_figure(frame: np.ndarray, cx: float, feet: float, tall: float,
+                 ts: float) -> Box | None:
+    height, width = frame.shape[:2]
     phase = math.sin(ts * 2 * math.pi * 1.8)
     hip = (cx, feet - 0.48 * tall)
     shoulder = (cx, feet - 0.82 * tall)
@@ -379,6 +421,7 @@ def _pt(point: tuple[float, float]) -> tuple[int, int]:
 _DRAWERS = {
     "walking_figure": _draw_walking_figure,
     "car": _draw_car,
+    "passers_by": _draw_passers_by,
     "light_switch": _draw_light_switch,
     "cloud_shadow": _draw_cloud_shadow,
     "sensor_noise": _draw_nothing,

@@ -18,6 +18,7 @@ frames a second is the caller's job.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -283,7 +284,7 @@ class _OpenEvent:
     zones: set[str] = field(default_factory=set)
     peak_area: float = -1.0
     peak_ts: float = 0.0
-    best_frame: np.ndarray | None = None
+    best_frame: np.ndarray | Callable[[], np.ndarray] | None = None
 
 
 class MotionEventTracker:
@@ -312,8 +313,14 @@ class MotionEventTracker:
         event = self._open
         return event is not None and self._confirmed(event)
 
-    def update(self, result: MotionResult, frame: np.ndarray | None = None) -> MotionEvent | None:
-        """Add one frame's result (and the frame, for the snapshot); return an event it closes."""
+    def update(
+        self, result: MotionResult, frame: np.ndarray | Callable[[], np.ndarray] | None = None
+    ) -> MotionEvent | None:
+        """Add one frame's result (and the frame, for the snapshot); return an event it closes.
+
+        `frame` may be a function that returns the BGR or luma image: it is called only when
+        the event closes, for the one frame kept as its snapshot.
+        """
         closed = None
         event = self._open
         if event is not None and result.ts - event.last > self.max_gap:
@@ -328,8 +335,9 @@ class MotionEventTracker:
             if result.area_fraction > event.peak_area:
                 event.peak_area = result.area_fraction
                 event.peak_ts = result.ts
-                # Copy: decoders reuse their frame buffers.
-                event.best_frame = None if frame is None else frame.copy()
+                # Copy an array: decoders reuse their frame buffers. A function holds its
+                # own reference to the decoded frame, and converting waits until the close.
+                event.best_frame = frame.copy() if isinstance(frame, np.ndarray) else frame
         return closed
 
     def finish(self) -> MotionEvent | None:
@@ -344,8 +352,10 @@ class MotionEventTracker:
         if event is None or not self._confirmed(event):
             return None
         snapshot = None
-        if event.best_frame is not None:
-            ok, jpeg = cv2.imencode(".jpg", event.best_frame,
+        best = event.best_frame
+        image = best() if callable(best) else best
+        if image is not None:
+            ok, jpeg = cv2.imencode(".jpg", image,
                                     [cv2.IMWRITE_JPEG_QUALITY, self.snapshot_quality])
             snapshot = jpeg.tobytes() if ok else None
         return MotionEvent(event.start, event.last, frozenset(event.zones),

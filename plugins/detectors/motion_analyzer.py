@@ -31,9 +31,9 @@ class MotionAnalyzer:
     def feed(self, frame: av.VideoFrame, ts: float) -> AnalysisUpdate:
         """Analyse one frame taken at `ts` (epoch seconds)."""
         result = self.detector.process(luma_plane(frame), ts)
-        # Colour only for frames with motion: the tracker keeps the busiest as the snapshot.
-        colour = frame.to_ndarray(format="bgr24") if result.motion else None
-        closed = self.tracker.update(result, colour)
+        # Colour for the snapshot only: the tracker converts the one frame it keeps, when the
+        # event closes. Converting every frame with motion cost more than the detector itself.
+        closed = self.tracker.update(result, lambda: frame.to_ndarray(format="bgr24"))
         return self._update(closed)
 
     def finish(self) -> AnalysisUpdate:

@@ -12,4 +12,7 @@ def test_benchmark_runs_and_prints_figures_and_ratios(capsys):
 
     printed = capsys.readouterr().out
     assert "motion (luma)" in printed and "decode+motion / decode" in printed
+    for label in ("720p", "1080p"):
+        assert f"{label} hub whole path" in figures
+        assert f"{label} hub path / (decode + detector)" in printed
     assert all(math.isfinite(value) and value > 0 for value in figures.values())

@@ -67,7 +67,7 @@ def test_unknown_scenario_names_the_choices():
         next(scenario_frames("ufo"))
 
     assert str(caught.value) == (
-        "unknown scenario 'ufo'; choose one of: walking_figure, car, light_switch, "
+        "unknown scenario 'ufo'; choose one of: walking_figure, car, passers_by, light_switch, "
         "cloud_shadow, sensor_noise, swaying_branch"
     )
 
