@@ -9,6 +9,8 @@ machine without them. Import the fixture into a test module to use it:
     def test_camera(rtsp_server):
         server = rtsp_server(files={"/cam1": clip_path}, user="u", password="p")
         url = server.url("/cam1")
+        assert server.connections() == 0  # client connections the server has accepted
+        server.served_seconds()  # how long clients were streamed to, from PLAY to close
 """
 
 from __future__ import annotations
@@ -76,6 +78,33 @@ class RtspServer:
     port: int
     user: str | None = None
     password: str | None = None
+    clients_file: Path | None = None
+
+    def client_events(self) -> list[tuple[int, str, float]]:
+        """Return (client number, "connected"/"play"/"closed", unix time) for every client event."""
+        if self.clients_file is None or not self.clients_file.exists():
+            return []
+        events = []
+        for line in self.clients_file.read_text().splitlines():
+            number, event, at = line.split()
+            events.append((int(number), event, float(at)))
+        return events
+
+    def connections(self) -> int:
+        """Return how many client connections the server has accepted so far."""
+        return sum(event == "connected" for _, event, _ in self.client_events())
+
+    def served_seconds(self) -> float:
+        """Return the seconds clients were streamed to, each from its PLAY to its close (or now)."""
+        played: dict[int, float] = {}
+        closed: dict[int, float] = {}
+        for number, event, at in self.client_events():
+            if event == "play":
+                played.setdefault(number, at)
+            elif event == "closed":
+                closed[number] = at
+        now = time.time()
+        return sum(closed.get(number, now) - at for number, at in played.items())
 
     def url(self, mount: str, *, user: str | None = None, password: str | None = None) -> str:
         """Return the rtsp:// URL of a mount, with the server's credentials unless overridden."""
@@ -95,6 +124,8 @@ class RtspServer:
                 self.process.wait(timeout=5)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        if self.clients_file is not None:
+            self.clients_file.unlink(missing_ok=True)
 
 
 def start_rtsp_server(
@@ -108,8 +139,10 @@ def start_rtsp_server(
     port: int = 0,
 ) -> RtspServer:
     """Start tests/rtsp_server.py on a free port and wait until it listens."""
+    handle, clients_file = tempfile.mkstemp(prefix="rtsp-clients-")
+    os.close(handle)
     args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--host", HOST, "--port", str(port),
-            "--lifetime", str(SERVER_LIFETIME_SECONDS)]
+            "--lifetime", str(SERVER_LIFETIME_SECONDS), "--clients-file", clients_file]
     for mount, launch in (mounts or {}).items():
         args += ["--mount", f"{mount}={launch}"]
     for mount, path in (files or {}).items():
@@ -120,7 +153,7 @@ def start_rtsp_server(
     # processes between picking a port and binding it.
     stderr = tempfile.TemporaryFile()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr)
-    server = RtspServer(process, 0, user, password)
+    server = RtspServer(process, 0, user, password, Path(clients_file))
     deadline = time.monotonic() + ready_timeout
     try:
         line = read_line(process, deadline - time.monotonic())

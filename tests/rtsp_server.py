@@ -7,14 +7,20 @@ by a killed test run does not linger).
 
     /usr/bin/python3 tests/rtsp_server.py --port 0 --mount /cam1='( videotestsrc ... )'
     /usr/bin/python3 tests/rtsp_server.py --port 8554 --file /cam2=clip.mp4 --user u --password p
+
+With --clients-file, the server appends "<client> <event> <unix time>" lines to that file for each
+client's connection, PLAY and close, so a test can count how often a camera was dialled (a crash
+loop shows there, whatever the client logs) and how long each client was actually served.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import signal
 import sys
+import time
 
 import gi
 
@@ -151,6 +157,25 @@ def build_server(args: argparse.Namespace) -> GstRtspServer.RTSPServer:
     return server
 
 
+class ClientLog:
+    """Append each client's connection, PLAY and close to a file (the main loop is the only writer)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.numbers = itertools.count(1)
+
+    def on_connected(self, server, client) -> None:
+        """Number the client and follow its PLAY and close."""
+        number = next(self.numbers)
+        self._write(number, "connected")
+        client.connect("play-request", lambda *_: self._write(number, "play"))
+        client.connect("closed", lambda *_: self._write(number, "closed"))
+
+    def _write(self, number: int, event: str) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(f"{number} {event} {time.time():.6f}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until told to stop."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -164,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password")
     parser.add_argument("--auth", choices=("basic", "digest"), default="digest",
                         help="RTSP authentication method when --user is given")
+    parser.add_argument("--clients-file", help="log each client's connection, PLAY and close here")
     parser.add_argument("--lifetime", type=float, default=0,
                         help="exit after this many seconds (0: never)")
     args = parser.parse_args(argv)
@@ -178,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, loop.quit)
     if args.lifetime > 0:
         GLib.timeout_add(int(args.lifetime * 1000), loop.quit)
+    if args.clients_file:
+        server.connect("client-connected", ClientLog(args.clients_file).on_connected)
     print(f"READY {server.get_bound_port()}", flush=True)
     loop.run()
     return 0

@@ -48,6 +48,9 @@ def test_file_mount_loops_with_increasing_timestamps(rtsp_server, one_second_cli
     assert all(later > earlier for earlier, later in zip(dts, dts[1:], strict=False))
     assert sum(packet.is_keyframe for packet in packets) >= 4
     assert len(packets) >= 30
+    # The server saw one client, and streamed to it for about the 2.5 s read.
+    assert server.connections() == 1
+    assert 1.5 < server.served_seconds() < 30
 
 
 @pytest.mark.parametrize("method", ["basic", "digest"])
@@ -60,6 +63,9 @@ def test_wrong_or_missing_credentials_are_refused(
     for url in (server.url("/cam1", password="wrong"), server.url("/cam1", user="")):
         with pytest.raises(av.error.HTTPUnauthorizedError):
             av.open(url, options=TCP, timeout=10)
+    # Each refused open was one connection to the server, and nothing was streamed.
+    assert server.connections() == 2
+    assert server.served_seconds() == 0
 
 
 def test_live_and_file_mounts_side_by_side(rtsp_server, one_second_clip):  # noqa: F811

@@ -26,7 +26,7 @@ class HubProcess:
 
     def __init__(self, root) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "run", "--data", str(root), "--listen",
+            [sys.executable, "-m", "hub.cli", "run", "--http", "--data", str(root), "--listen",
              "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert "listening on" in self.proc.stdout.readline()
 
@@ -134,6 +134,18 @@ def test_rtsp_server_restart_reconnects_and_keeps_what_was_captured(
     assert all(f > 0 for f in _decode_all(hub_dir, household_identity))
 
 
+def wait_for_camera_state(cli, hub_dir, wanted: str, seconds: float = 30.0) -> dict:
+    """Poll `camera list` until the only camera reaches a state (or the time runs out)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        code, out, err = cli("camera", "list", "--data", hub_dir, "--json")
+        assert code == 0, err
+        [state] = json.loads(out)
+        if state["state"] == wanted or time.monotonic() > deadline:
+            return state
+        time.sleep(0.2)
+
+
 @needs_gst
 def test_wrong_credentials_say_auth_failed_without_a_crash_loop(rtsp_server, source_clip,  # noqa: F811
                                                                 hub_dir, cli):
@@ -141,15 +153,22 @@ def test_wrong_credentials_say_auth_failed_without_a_crash_loop(rtsp_server, sou
     url = server.url("/cam", password="wrong-one")
     assert cli("camera", "add", "--data", hub_dir, "porch", "--rtsp", url)[0] == 0
     hub = HubProcess(hub_dir)
-    time.sleep(6)
-    code, out, _ = cli("camera", "list", "--data", hub_dir, "--json")
-    log = hub.stop()
-    [camera] = json.loads(out)
+    try:
+        camera = wait_for_camera_state(cli, hub_dir, "auth failed")
+        dialled = server.connections()
+        # Wrong credentials are retried only after a long back-off: the 1 s back-off of other
+        # failures, let alone a crash loop, would dial the camera again within this window.
+        time.sleep(6)
+        redialled = server.connections() - dialled
+    finally:
+        log = hub.stop()
     assert camera["state"] == "auth failed"
     assert camera["detail"].startswith("camera porch: the camera refused the credentials")
     assert camera["detail"].endswith("; fix the user or password")
     assert "wrong-one" not in camera["detail"] and "wrong-one" not in log
-    assert log.count("hub.cameras.recorder: camera porch: auth failed") == 1  # then a long backoff
+    assert (dialled, redialled) == (1, 0)
+    assert log.count("hub.cameras.recorder: camera porch: auth failed") == 1
+    assert server.served_seconds() == 0
     assert _segments(cli, hub_dir, "porch") == []
 
 
