@@ -109,6 +109,17 @@ class RetentionSection(Strict):
 
 class WebSection(Strict):
     listen: str = Field(default="127.0.0.1:8765", pattern=r"^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+    # HTTPS with the certificate `init` made (keys/web-cert.pem), or the owner's own.
+    cert_file: str | None = None
+    key_file: str | None = None
+    # A signed-in session ends after this long without a request; its keys are wiped.
+    idle_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> WebSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
 
 
 class LanSection(Strict):
@@ -129,11 +140,20 @@ class CameraEntry(BaseModel):
     mode: Literal["continuous", "motion"] = "continuous"
     pre_roll_s: float = Field(default=5.0, ge=0, le=60)
     post_roll_s: float = Field(default=5.0, ge=0, le=300)
+    # Motion analysis (events with a snapshot) runs in both modes unless the owner turns it off.
+    analysis: bool = Field(default=True, strict=True)
     # Detector settings (sensitivity, masks, zones), validated by the detector plugin.
     motion: dict | None = None
 
     HUB_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"name", "type", "mode", "pre_roll_s", "post_roll_s", "motion"})
+        {"name", "type", "mode", "analysis", "pre_roll_s", "post_roll_s", "motion"})
+
+    @model_validator(mode="after")
+    def _motion_mode_needs_analysis(self) -> CameraEntry:
+        if self.mode == "motion" and not self.analysis:
+            raise ValueError('mode = "motion" records only around motion, so it needs '
+                             "analysis = true")
+        return self
 
 
 class Config(Strict):
@@ -212,7 +232,9 @@ def render_config(name: str, location: tuple[float, float] | None) -> str:
         "interval_minutes = 60.0",
         "",
         "[web]",
+        "# The web UI, over HTTPS with keys/web-cert.pem (or set cert_file and key_file).",
         'listen = "127.0.0.1:8765"',
+        "idle_minutes = 15.0",
         "",
     ]
     return "\n".join(lines)

@@ -29,11 +29,15 @@ def _save(data: DataDir, document: tomlkit.TOMLDocument) -> None:
 
 
 def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: str | None = None,
-               synthetic: bool = False, mode: str = "continuous") -> dict:
+               synthetic: bool = False, scenario: str | None = None, mode: str = "continuous",
+               analysis: bool = True) -> dict:
     """Add a camera to config.toml; a password in an RTSP URL moves to a secret file."""
     check_camera_name(name)
     if (rtsp is None) == (not synthetic):
         raise UsageError("say what the camera is: --rtsp URL or --synthetic")
+    if scenario is not None and not synthetic:
+        raise UsageError("--scenario is for --synthetic cameras")
+    _check_analysis(mode, analysis)
     document = _load_for_new(data, name)
     table = tomlkit.table()
     table["name"] = name
@@ -41,6 +45,8 @@ def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: s
     password: str | None = None
     if synthetic:
         table["type"] = "synthetic"
+        if scenario is not None:
+            table["scenario"] = scenario
     else:
         url, user, password = split_credentials(rtsp)
         table["type"] = "rtsp"
@@ -54,8 +60,20 @@ def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: s
             inline = tomlkit.inline_table()
             inline["file"] = f"secrets/{name}.password"
             table["password"] = inline
-    table["mode"] = mode
+    _set_mode(table, mode, analysis)
     return _commit(data, document, table, secret, password)
+
+
+def _check_analysis(mode: str, analysis: bool) -> None:
+    if mode == "motion" and not analysis:
+        raise UsageError("--no-analysis does not go with --mode motion: a motion camera records "
+                         "only around the motion that analysis finds")
+
+
+def _set_mode(table, mode: str, analysis: bool) -> None:
+    table["mode"] = mode
+    if not analysis:
+        table["analysis"] = False
 
 
 def _load_for_new(data: DataDir, name: str) -> tomlkit.TOMLDocument:
@@ -84,7 +102,10 @@ def _commit(data: DataDir, document, table, secret: Path | None, password: str |
 
 def _validate(table) -> None:
     """Check a new camera with its source plugin's config model before it is written."""
-    entry = CameraEntry.model_validate(table.unwrap())
+    try:
+        entry = CameraEntry.model_validate(table.unwrap())
+    except ValidationError as err:
+        raise ConfigError(describe(err, f"camera {table['name']}")) from err
     types = collect_types(build_plugin_manager().hook.porchlight_camera_types(), "camera")
     source_type = types[entry.type]
     try:
@@ -107,9 +128,10 @@ def remove_camera(data: DataDir, name: str) -> None:
 
 def add_onvif_camera(data: DataDir, name: str, *, onvif: str, user: str | None,
                      password_file: Path | None, profile: str | None = None,
-                     mode: str = "continuous") -> dict:
+                     mode: str = "continuous", analysis: bool = True) -> dict:
     """Add an ONVIF camera (HOST[:PORT]) to config.toml; its password goes to a secret file."""
     check_camera_name(name)
+    _check_analysis(mode, analysis)
     host, port = _host_port(onvif)
     password = None
     if password_file is not None:
@@ -134,7 +156,7 @@ def add_onvif_camera(data: DataDir, name: str, *, onvif: str, user: str | None,
         table["password"] = inline
     if profile is not None:
         table["profile"] = int(profile) if profile.isdigit() else profile
-    table["mode"] = mode
+    _set_mode(table, mode, analysis)
     return _commit(data, document, table, secret if password else None, password)
 
 

@@ -201,7 +201,7 @@ class CameraService:
                               self.hub.data.root)
         timeline = MotionTimeline()
         analysis = None
-        if entry.mode == "motion" or entry.motion is not None:
+        if entry.analysis:
             settings = dict(entry.motion or {})
             kind = settings.pop("type", "motion")
             detectors = collect_types(pm.hook.porchlight_detector_types(), "detector")
@@ -219,7 +219,8 @@ class CameraService:
         if analysis is not None:
             analysis.worker = AnalysisWorker(entry.name, source, analysis, recorder, self.hub.clock)
             analysis.worker.thread.start()
-        log.info("camera %s: started (%s, %s)", entry.name, entry.type, entry.mode)
+        log.info("camera %s: started (%s, %s%s)", entry.name, entry.type, entry.mode,
+                 "" if entry.analysis else ", no analysis")
 
     def _stop(self, name: str) -> None:
         entry, recorder, analysis = self.running.pop(name)

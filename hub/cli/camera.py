@@ -29,7 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", help="the ONVIF user")
     p.add_argument("--password-file", type=Path, help="a file holding the ONVIF password")
     p.add_argument("--profile", help="the ONVIF media profile (token or 0-based index)")
-    p.add_argument("--mode", choices=["continuous", "motion"], default="continuous")
+    p.add_argument("--scenario", help="for --synthetic: a scene with motion, looped "
+                   "(walking_figure, car, passers_by, ...)")
+    p.add_argument("--mode", choices=["continuous", "motion"], default="continuous",
+                   help="record all the time (default) or only around motion")
+    p.add_argument("--no-analysis", dest="analysis", action="store_false",
+                   help="do not look for motion on this camera (no events; not with "
+                   "--mode motion)")
     p = csub.add_parser("list", help="list cameras and their state")
     data_arg(p)
     p.add_argument("--json", action="store_true")
@@ -46,19 +52,23 @@ def cmd_camera_add(args) -> int:
     from hub.datadir import DataDir
 
     data = DataDir(args.data).require()
+    if args.scenario is not None and not args.synthetic:
+        raise UsageError("--scenario is for --synthetic cameras")
     if args.onvif:
         from hub.cameras.admin import add_onvif_camera
 
         table = add_onvif_camera(data, args.name, onvif=args.onvif, user=args.user,
                                  password_file=args.password_file, profile=args.profile,
-                                 mode=args.mode)
+                                 mode=args.mode, analysis=args.analysis)
     else:
         if args.user or args.password_file or args.profile:
             raise UsageError("--user, --password-file and --profile are for --onvif cameras; "
                              "an RTSP URL carries its credentials (rtsp://user:pass@host/path)")
         table = add_camera(data, args.name, rtsp=args.rtsp, sub_rtsp=args.sub_rtsp,
-                           synthetic=args.synthetic, mode=args.mode)
-    print(f"added camera {args.name} ({table['type']}, {args.mode})")
+                           synthetic=args.synthetic, scenario=args.scenario, mode=args.mode,
+                           analysis=args.analysis)
+    analysis = "motion analysis" if args.analysis else "no analysis"
+    print(f"added camera {args.name} ({table['type']}, {args.mode}, {analysis})")
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.hookspecs import hookimpl
 from plugins.cameras.scene import (
@@ -42,6 +42,13 @@ class SyntheticConfig(BaseModel):
     seed: int = 0
     scenario: str | None = Field(default=None, description="a ground-truth scenario, looped")
     loop_seconds: float = Field(default=60.0, ge=1.0, le=3600.0, description="scenario length")
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, name: str | None) -> str | None:
+        if name is not None and name not in SCENARIOS:
+            raise ValueError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
+        return name
 
 
 class SyntheticCamera:
