@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
 
+from hub.errors import PorchlightError
 from hub.timeutil import check_window, parse_time
 
 
@@ -63,6 +65,48 @@ def open_hub(args: argparse.Namespace):
     from hub.service import Hub
 
     return Hub(args.data)
+
+
+# Which commands lock the data dir (docs/data-dir.md): `run` and `footage check` (which
+# repairs the vault under a recorder's feet) need the hub to themselves; every command that
+# writes holds the write lock while it works. Commands that only read take no lock.
+HUB_ALONE = {"run", "footage check"}
+WRITES = {"footage import", "footage prune", "footage check", "footage hold", "footage release",
+          "alerts post", "camera add", "camera remove", "requests approve", "requests deny",
+          "join"}
+
+
+@contextlib.contextmanager
+def data_dir_locks(args: argparse.Namespace):
+    """Hold the locks this command needs on its hub's data dir while it runs."""
+    from hub.datadir import MARKER
+    from hub.lock import HUB_LOCK, WRITE_LOCK, DataDirLock, LockHeld
+
+    name = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+    root = getattr(args, "data", None)
+    # No hub there: the command itself says so, in its own words.
+    if root is None or not (Path(root) / MARKER).is_file() or name not in HUB_ALONE | WRITES:
+        yield
+        return
+    command = f"porchlight {name}"
+    with contextlib.ExitStack() as stack:
+        if name in HUB_ALONE:
+            try:
+                stack.enter_context(DataDirLock(root, HUB_LOCK, command))
+            except LockHeld as err:
+                raise DataDirBusy(f"the hub in {root} is in use ({err.holder}): one hub per data "
+                                  "dir; stop it first") from None
+        if name in WRITES:
+            try:
+                stack.enter_context(DataDirLock(root, WRITE_LOCK, command))
+            except LockHeld as err:
+                raise DataDirBusy(f"another command is writing to {root} ({err.holder}); try "
+                                  "again when it is done") from None
+        yield
+
+
+class DataDirBusy(PorchlightError):
+    """Another process holds the data dir's lock."""
 
 
 def run_async(coroutine):

@@ -20,7 +20,7 @@ from hub.cli import (
     requests,
     service,
 )
-from hub.cli.common import Parser
+from hub.cli.common import Parser, data_dir_locks
 from hub.datadir import default_data_dir
 from hub.errors import PorchlightError
 
@@ -44,7 +44,8 @@ def dispatch(args) -> int:
     for noun in NOUNS:
         command = getattr(noun, f"cmd_{name}", None)
         if command is not None:
-            return command(args) or 0
+            with data_dir_locks(args):
+                return command(args) or 0
     raise AssertionError(f"no command {name}")
 
 
