@@ -15,8 +15,8 @@ import av
 
 from hub.aio import cancel_and_wait
 from hub.cameras.events import record_event
-from hub.cameras.recorder import CameraRecorder, MotionTimeline
-from hub.cameras.sources import CameraState, build_source, redact_url
+from hub.cameras.recorder import AUTH_BACKOFF_S, CameraRecorder, MotionTimeline
+from hub.cameras.sources import CameraState, CameraUnavailable, build_source, redact_url
 from hub.config import CameraEntry, load_config
 from hub.errors import ConfigError, PorchlightError
 from hub.plugins import collect_types
@@ -114,7 +114,9 @@ class AnalysisWorker:
             except (PorchlightError, av.error.FFmpegError, OSError) as err:
                 log.info("camera %s: analysis stream unavailable (%s)", self.name,
                          redact_url(str(err)))
-                self.stop_event.wait(backoff)
+                # Wrong credentials will not fix themselves: dial as rarely as the recorder does.
+                auth = isinstance(err, CameraUnavailable) and err.state == CameraState.AUTH_FAILED
+                self.stop_event.wait(AUTH_BACKOFF_S if auth else backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             if container is None:

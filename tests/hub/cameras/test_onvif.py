@@ -29,6 +29,7 @@ from plugins.cameras.onvif_client import (
     parse_device_information,
     usable_stream_uri,
 )
+from tests.counting_proxy import CountingProxy
 from tests.hub.cameras.test_recorder import HubProcess, _decode_all, _segments
 from tests.ipycam_fixture import ipycam_missing, start_ipycam
 
@@ -45,10 +46,12 @@ def camera():
     virtual.stop()
 
 
-def _add(hub_dir, tmp_path, camera, password: str, name: str = "porch") -> None:
+def _add(hub_dir, tmp_path, camera, password: str, name: str = "porch",
+         address: str | None = None) -> None:
     password_file = tmp_path / "onvif.password"
     password_file.write_text(password + "\n")
-    add_onvif_camera(DataDir(hub_dir), name, onvif=f"{camera.host}:{camera.onvif_port}",
+    add_onvif_camera(DataDir(hub_dir), name,
+                     onvif=address or f"{camera.host}:{camera.onvif_port}",
                      user="admin", password_file=password_file)
 
 
@@ -115,17 +118,25 @@ def test_records_an_onvif_camera_into_the_vault(camera, hub_dir, tmp_path, cli,
 @needs_ipycam
 def test_wrong_onvif_credentials_say_auth_failed_without_a_crash_loop(camera, hub_dir, tmp_path,
                                                                       cli):
-    _add(hub_dir, tmp_path, camera, WRONG_PASSWORD)
-    hub = HubProcess(hub_dir)
-    try:
-        state = _wait_for_state(cli, hub_dir, "auth failed")
-        time.sleep(4)  # a crash loop would retry within this
-        listed = cli("camera", "list", "--data", hub_dir, "--json")[1]
-    finally:
-        log = hub.stop()
+    # The hub dials the device through a proxy that counts its connections and requests.
+    with CountingProxy(camera.host, camera.onvif_port) as proxy:
+        _add(hub_dir, tmp_path, camera, WRONG_PASSWORD, address=f"{proxy.host}:{proxy.port}")
+        hub = HubProcess(hub_dir)
+        try:
+            state = _wait_for_state(cli, hub_dir, "auth failed")
+            dialled = proxy.connections, proxy.requests
+            # Wrong credentials are retried only after a long back-off: the 1 s back-off of
+            # other failures, let alone a crash loop, would dial the device within this window.
+            time.sleep(6)
+            redialled = proxy.connections - dialled[0], proxy.requests - dialled[1]
+            listed = cli("camera", "list", "--data", hub_dir, "--json")[1]
+        finally:
+            log = hub.stop()
     assert state["state"] == "auth failed"
-    assert state["detail"] == (f"the ONVIF device at {camera.host}:{camera.onvif_port} refused "
+    assert state["detail"] == (f"the ONVIF device at {proxy.host}:{proxy.port} refused "
                                "the user or password; check the camera's user and password")
+    assert dialled[0] >= 1 and dialled[1] >= 1
+    assert redialled == (0, 0), f"dialled again {redialled[0]} times, {redialled[1]} requests"
     assert log.count("hub.cameras.recorder: camera porch: auth failed") == 1, log
     assert WRONG_PASSWORD not in log and WRONG_PASSWORD not in listed
     assert _segments(cli, hub_dir, "porch") == []
