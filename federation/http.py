@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from federation.bodies import BodyTooLarge, read_body, read_error_body
 from federation.delivery import Delivery, TransientError
 from federation.errors import FederationError, MalformedMessage
 from federation.hop import HopSigner, join_url
 from federation.keys import SigningKey
 from federation.neighbourhood_log import decode_hashes
 from federation.tlog.note import MAX_NOTE_BYTES
+from federation.tlog.tiles import parse_tile_path
 from federation.wire import (
     MAX_ANSWER_BYTES,
     MAX_ENTRIES_BYTES,
@@ -129,17 +131,22 @@ class GatewayHTTP:
             async with self._http().request(
                 method, url, data=body or None, headers=headers, timeout=timeout or self._timeout
             ) as resp:
-                data = await resp.content.read(limit + 1)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After", "")
+                if status >= 400:
+                    data = await read_error_body(resp)
+                else:
+                    try:
+                        data = await read_body(resp, limit)
+                    except BodyTooLarge as err:
+                        raise GatewayUnavailable(
+                            f"gateway at {self.origin} answered more than {limit} bytes",
+                            reason="too_large",
+                        ) from err
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
             raise GatewayUnavailable(
                 f"cannot reach the gateway at {self.origin}: {err or type(err).__name__}",
             ) from err
-        if status < 400 and len(data) > limit:
-            raise GatewayUnavailable(
-                f"gateway at {self.origin} answered more than {limit} bytes", reason="too_large"
-            )
         if status < 400:
             return data
         error = parse_error(data)
@@ -178,6 +185,11 @@ class GatewayHTTP:
             return data.decode("utf-8")
         except UnicodeDecodeError as err:
             raise MalformedMessage("the checkpoint is not UTF-8", reason="bad_answer") from err
+
+    async def get_tile(self, path: str, limit: int) -> bytes:
+        """Return one C2SP tlog-tiles resource (a hash tile or an entry bundle) as served."""
+        ref = parse_tile_path(path)  # only tile paths go into the URL
+        return await self._request("GET", "/" + ref.path, signed=False, limit=limit)
 
     async def get_consistency_proof(self, old: int, new: int) -> list[bytes]:
         """Return the log's consistency proof from size old to size new."""

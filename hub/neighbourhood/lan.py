@@ -20,6 +20,7 @@ from aiohttp import web
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from federation.bodies import BodyTooLarge, read_body, read_error_body
 from federation.delivery import Delivery, TransientError
 from federation.errors import FederationError
 from federation.jws import split_compact, verify_message
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 LAN_AUDIENCE = base64.urlsafe_b64encode(hashlib.sha256(b"porchlight-lan-v1").digest()).rstrip(
     b"=").decode()
 MAX_BODY = 64 * 1024
+MAX_KEY_BYTES = 4096  # {"kid", "jwk"} of one Ed25519 key
 
 
 class LanDirectory:
@@ -92,10 +94,14 @@ class LanDirectory:
         peer = self.peers.get(kid)
         if peer is None or peer.role != "hub":
             return None
-        async with session.get(f"{peer.origin}/lan/v1/key") as reply:
-            if reply.status != 200:
-                return None
-            body = await reply.json(content_type=None)
+        try:
+            async with session.get(f"{peer.origin}/lan/v1/key") as reply:
+                if reply.status != 200:
+                    return None
+                body = json.loads(await read_body(reply, MAX_KEY_BYTES))
+        except (aiohttp.ClientError, TimeoutError, BodyTooLarge, ValueError) as err:
+            log.info("LAN: could not fetch the key of %s: %s", peer.origin, err)
+            return None
         try:
             jwk = body["jwk"]
             import_public_jwk(jwk)
@@ -211,10 +217,9 @@ class LanService:
                     f"{peer.origin}/lan/v1/attachments/{attachment['sha256']}") as reply:
                 if reply.status != 200:
                     return
-                if (reply.content_length or 0) > attachment["size"]:
-                    return  # more than the signed alert promised: not the attachment
-                data = await reply.read()
-        except aiohttp.ClientError as err:
+                # More than the signed alert promised is not the attachment.
+                data = await read_body(reply, attachment["size"])
+        except (aiohttp.ClientError, TimeoutError, BodyTooLarge) as err:
             log.info("LAN: could not fetch an attachment from %s: %s", peer.origin, err)
             return
         if len(data) == attachment["size"] and \
@@ -237,7 +242,8 @@ class LanService:
                             # 403: the peer has not found us by mDNS yet; it will.
                             raise TransientError(f"{peer.origin} answered {r.status}")
                         if r.status >= 400:
-                            raise FederationError(f"{peer.origin} refused: {await r.text()}")
+                            error = (await read_error_body(r)).decode("utf-8", "replace")
+                            raise FederationError(f"{peer.origin} refused: {error}")
                 except aiohttp.ClientError as err:
                     raise TransientError(f"{peer.origin}: {err}") from err
             try:
