@@ -37,24 +37,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_alerts_post(args) -> int:
     from hub.neighbourhood.alerts import parse_category
-    from hub.neighbourhood.service import queue_alert
+    from hub.neighbourhood.attachments import remove_attachments, store_attachments
+    from hub.neighbourhood.service import alert_channels, queue_alert
 
     category = parse_category(args.category)
     hub = open_hub(args)
     try:
-        attachments = _alert_attachments(hub, args) if args.photo or args.event else []
-        posted = queue_alert(hub, category, args.text, attachments)
+        # Every precondition first: a post that cannot go out leaves nothing behind.
+        alert_channels(hub)
+        prepared, faces = _alert_attachments(hub, args) if args.photo or args.event else ([], 0)
+        attachments, created = store_attachments(hub.data, prepared)
+        try:
+            posted = queue_alert(hub, category, args.text, attachments)
+        except BaseException:
+            remove_attachments(created)
+            raise
     finally:
         hub.close()
+    if attachments:
+        kinds = ", ".join(a["type"] for a in attachments)
+        print(f"sharing {kinds}: "
+              + (f"{faces} faces blurred" if not args.no_blur else "faces NOT blurred"))
     for channel, alert in posted.items():
         print(f"queued for the {channel}: {alert}")
     print("the running hub (`porchlight run`) delivers it, retrying while a peer is down")
     return 0
 
 
-def _alert_attachments(hub, args) -> list[dict]:
-    """Prepare what an alert shares: a photo file, or an event's snapshot and clip."""
-    from hub.neighbourhood.attachments import event_attachments, prepare_photo, store_attachment
+def _alert_attachments(hub, args) -> tuple[list[tuple[bytes, str]], int]:
+    """Prepare in memory what an alert shares: a photo file, or an event's snapshot and clip."""
+    from hub.neighbourhood.attachments import event_attachments, prepare_photo
 
     blur = not args.no_blur
     if args.photo:
@@ -63,18 +75,14 @@ def _alert_attachments(hub, args) -> list[dict]:
         except OSError as err:
             raise UsageError(f"--photo: cannot read {args.photo}: {err.strerror}") from None
         photo, faces = prepare_photo(hub, data, blur=blur)
-        shared = [store_attachment(hub.data, photo, "image/jpeg")]
-    else:
-        from hub.household import read_passphrase, unlock_household_identity
+        return [(photo, "image/jpeg")], faces
+    from hub.household import read_passphrase, unlock_household_identity
 
-        if hub.db.execute("select 1 from events where id = ?", [args.event]).fetchone() is None:
-            raise UsageError(f"--event: no event {args.event!r} on this hub "
-                             "(see `porchlight events list`)")
-        identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
-        shared, faces = event_attachments(hub, args.event, identity, blur=blur)
-    kinds = ", ".join(a["type"] for a in shared)
-    print(f"sharing {kinds}: " + (f"{faces} faces blurred" if blur else "faces NOT blurred"))
-    return shared
+    if hub.db.execute("select 1 from events where id = ?", [args.event]).fetchone() is None:
+        raise UsageError(f"--event: no event {args.event!r} on this hub "
+                         "(see `porchlight events list`)")
+    identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+    return event_attachments(hub, args.event, identity, blur=blur)
 
 
 def cmd_alerts_list(args) -> int:

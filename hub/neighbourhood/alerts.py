@@ -61,8 +61,18 @@ class StoredAlert:
 
 def store_alert(db, token: str, message: VerifiedMessage, *, via: str, verification: str) -> bool:
     """Keep a verified alert; return False if the feed already has it (a repeat delivery)."""
+    row = alert_row(token, message, via=via, verification=verification)
+    with db.write_lock:
+        if db.execute("select 1 from alerts where id = ?", [row["id"]]).fetchone():
+            return False
+        db["alerts"].insert(row)
+    return True
+
+
+def alert_row(token: str, message: VerifiedMessage, *, via: str, verification: str) -> dict:
+    """Return the feed's row for a verified alert."""
     claims = message.claims
-    row = {
+    return {
         "id": alert_id(token), "author": message.kid, "category": claims["category"],
         # Announcements carry no cell (an optional area instead): "" for them.
         "text": claims["text"], "cell": claims.get("cell", ""),
@@ -71,11 +81,6 @@ def store_alert(db, token: str, message: VerifiedMessage, *, via: str, verificat
         "received": iso(utcnow()), "via": via, "verification": verification,
         "attachments": json.dumps(claims.get("attachments", [])), "token": token,
     }
-    with db.write_lock:
-        if db.execute("select 1 from alerts where id = ?", [row["id"]]).fetchone():
-            return False
-        db["alerts"].insert(row)
-    return True
 
 
 def list_alerts(db, now: datetime | None = None) -> list[StoredAlert]:

@@ -8,6 +8,7 @@ vault) where the hub can serve them to LAN neighbours unattended.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from datetime import datetime, timedelta
@@ -74,6 +75,38 @@ def store_attachment(data: DataDir, content: bytes, media_type: str) -> dict:
     return {"sha256": digest, "size": len(content), "type": media_type}
 
 
+def store_attachments(data: DataDir, items: list[tuple[bytes, str]]) -> tuple[list[dict], list[Path]]:
+    """Keep several attachments; return their descriptors and the files this call created.
+
+    The caller removes the created files if what it shares them with is not posted after all.
+    """
+    folder = attachments_dir(data)
+    # Folders this call creates go too when the post fails, deepest last in the list.
+    created = [p for p in (folder, folder.parent) if items and not p.exists()]
+    descriptors = []
+    try:
+        for content, media_type in items:
+            path = folder / hashlib.sha256(content).hexdigest()
+            existed = path.exists()
+            descriptors.append(store_attachment(data, content, media_type))
+            if not existed:
+                created.insert(0, path)
+    except BaseException:
+        remove_attachments(created)
+        raise
+    return descriptors, created
+
+
+def remove_attachments(paths: list[Path]) -> None:
+    """Delete the files and folders store_attachments created for a post that failed."""
+    for path in paths:
+        if path.is_dir():
+            with contextlib.suppress(OSError):  # not empty: someone else's files are in it
+                path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
+
+
 def load_attachment(data: DataDir, digest: str) -> bytes | None:
     """Return a stored attachment's bytes, or None."""
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -83,11 +116,11 @@ def load_attachment(data: DataDir, digest: str) -> bytes | None:
 
 
 def event_attachments(hub, event_id: str, identity, *, blur: bool = True,
-                      roll: timedelta = timedelta(seconds=5)) -> tuple[list[dict], int]:
-    """Share a motion event: its snapshot and its clip, faces blurred unless opted out.
+                      roll: timedelta = timedelta(seconds=5)) -> tuple[list[tuple[bytes, str]], int]:
+    """Prepare a motion event to share: its snapshot and its clip, faces blurred unless opted out.
 
-    The clip travels to LAN neighbours only: the gateway stores no video, and a hub behind home
-    NAT cannot be fetched from.
+    Nothing is stored here (see store_attachments). The clip travels to LAN neighbours only:
+    the gateway stores no video, and a hub behind home NAT cannot be fetched from.
     """
     from hub.vault.footage import clip_bytes
     from hub.vault.media import SEGMENT_TYPE
@@ -102,7 +135,7 @@ def event_attachments(hub, event_id: str, identity, *, blur: bool = True,
     if snapshot_id in by_id:
         photo, count = prepare_photo(hub, hub.vault.read(by_id[snapshot_id], identity), blur=blur)
         faces += count
-        shared.append(store_attachment(hub.data, photo, "image/jpeg"))
+        shared.append((photo, "image/jpeg"))
     segments = [s for s in hub.vault.segments(camera, datetime.fromisoformat(start) - roll,
                                               datetime.fromisoformat(end) + roll)
                 if s.media_type == SEGMENT_TYPE and s.status == "ok"]
@@ -115,7 +148,7 @@ def event_attachments(hub, event_id: str, identity, *, blur: bool = True,
             clip, count = redacted
             faces += count
         if len(clip) <= MAX_CLIP_BYTES:
-            shared.append(store_attachment(hub.data, clip, SEGMENT_TYPE))
+            shared.append((clip, SEGMENT_TYPE))
     if not shared:
         raise UsageError(f"--event: event {event_id} has neither a snapshot nor footage left")
     return shared, faces

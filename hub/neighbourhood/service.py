@@ -33,7 +33,7 @@ from hub.aio import cancel_and_wait
 from hub.datadir import DataDir, write_private
 from hub.errors import PorchlightError, UsageError
 from hub.household import hub_key
-from hub.neighbourhood.alerts import LAW_ENFORCEMENT, OWN, VERIFIED_MEMBER, store_alert
+from hub.neighbourhood.alerts import LAW_ENFORCEMENT, OWN, VERIFIED_MEMBER, alert_row, store_alert
 from hub.neighbourhood.attachments import load_attachment
 from hub.timeutil import iso, utcnow
 
@@ -95,14 +95,15 @@ async def with_gateway_client(hub, work):
         return await work(client, membership.gateway_kid)
 
 
-def queue_alert(hub, category: str, text: str, attachments: list[dict] | None = None) -> dict:
-    """Sign an alert for each channel this hub has (gateway, LAN), keep it, and queue delivery."""
+def alert_channels(hub) -> list[tuple[str, str]]:
+    """Return (channel, audience) for every way this hub reaches neighbours; raise if none.
+
+    Also checks the hub's location, so that `alerts post` can refuse before it writes anything.
+    """
     from hub.neighbourhood.lan import LAN_AUDIENCE
 
-    key = hub_key(hub.data)
-    cell = hub_cell(hub)
+    hub_cell(hub)
     membership = load_membership(hub.data)
-    now = int(hub.clock().timestamp())
     channels: list[tuple[str, str]] = []
     if membership is not None:
         channels.append(("gateway", membership.gateway_kid))
@@ -111,21 +112,41 @@ def queue_alert(hub, category: str, text: str, attachments: list[dict] | None = 
     if not channels:
         raise UsageError("this hub has no neighbours yet: join a gateway with `porchlight join "
                          "URL CODE`, or enable [lan] in config.toml")
-    posted = {}
+    return channels
+
+
+def queue_alert(hub, category: str, text: str, attachments: list[dict] | None = None) -> dict:
+    """Sign an alert for each channel this hub has (gateway, LAN), keep it, and queue delivery."""
+    channels = alert_channels(hub)
+    key = hub_key(hub.data)
+    cell = hub_cell(hub)
+    now = int(hub.clock().timestamp())
+    signed = []
     for channel, audience in channels:
         claims = {"aud": audience, "category": category, "text": text, "cell": cell,
                   "attachments": attachments or [], "iat": now, "exp": now + ALERT_LIFETIME_S}
         token = sign_message(key, TYP_ALERT, claims, now=now)
         message = verify_message(token, typ=TYP_ALERT, trusted=KeySet([key.public_jwk]),
                                  audience=audience, now=now)
-        store_alert(hub.db, token, message, via=channel, verification=OWN)
-        with hub.db.write_lock:
-            hub.db["outbox"].insert({"id": uuid.uuid4().hex, "channel": channel, "token": token,
-                                     "created": iso(utcnow()), "attempts": 0, "last_error": "",
-                                     "delivered": None, "delivered_to": "[]",
-                                     "expires": iso(datetime.fromtimestamp(now + ALERT_LIFETIME_S, UTC))})
-        posted[channel] = alert_id(token)
-    return posted
+        signed.append((channel, token, message))
+    expires = iso(datetime.fromtimestamp(now + ALERT_LIFETIME_S, UTC))
+    # One transaction, in plain SQL (sqlite-utils commits after each insert): an alert is
+    # queued on every channel or on none.
+    with hub.db.write_lock, hub.db.conn:
+        hub.db.execute("BEGIN IMMEDIATE")
+        for channel, token, message in signed:
+            _insert(hub.db, "alerts", alert_row(token, message, via=channel, verification=OWN))
+            _insert(hub.db, "outbox", {"id": uuid.uuid4().hex, "channel": channel, "token": token,
+                                       "created": iso(utcnow()), "attempts": 0, "last_error": "",
+                                       "delivered": None, "delivered_to": "[]",
+                                       "expires": expires})
+    return {channel: alert_id(token) for channel, token, _ in signed}
+
+
+def _insert(db, table: str, row: dict) -> None:
+    columns = ", ".join(f'"{name}"' for name in row)
+    marks = ", ".join("?" for _ in row)
+    db.execute(f'insert into "{table}" ({columns}) values ({marks})', list(row.values()))
 
 
 class NeighbourhoodService:
