@@ -50,6 +50,14 @@ class DataDir:
         return self.root / "keys" / "household.pub"
 
     @property
+    def web_cert(self) -> Path:
+        return self.root / "keys" / "web-cert.pem"
+
+    @property
+    def web_key(self) -> Path:
+        return self.root / "keys" / "web-key.pem"
+
+    @property
     def database(self) -> Path:
         return self.root / "porchlight.db"
 

@@ -72,9 +72,17 @@ def _m4_requests(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m5_people(db: sqlite_utils.Database) -> None:
+    db["people"].create({"name": str, "role": str, "recipient": str, "created": str}, pk="name",
+                        not_null={"role", "recipient"})
+    db["shares"].create({"person": str, "camera": str, "since": str}, pk=("person", "camera"))
+
+
 # Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
 # beta), and PRAGMA user_version is all a linear list needs.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_vault, _m2_cameras, _m3_neighbourhood, _m4_requests]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1_vault, _m2_cameras, _m3_neighbourhood, _m4_requests, _m5_people,
+]
 
 
 def connect(path: Path) -> sqlite_utils.Database:

@@ -41,3 +41,7 @@ class SegmentCorrupt(PorchlightError):
 
 class StorageFull(PorchlightError):
     """The disk is full; nothing was indexed."""
+
+
+class NotSealedToYou(PorchlightError):
+    """A segment was not sealed to the key that tried to open it (a role enforced by encryption)."""

@@ -13,6 +13,7 @@ from hub.datadir import MARKER, DataDir
 from hub.db import connect
 from hub.errors import DataDirError, UsageError
 from hub.household import check_new_passphrase, create_household_identity
+from hub.web.tls import make_self_signed
 
 
 def parse_location(text: str) -> tuple[float, float]:
@@ -50,6 +51,7 @@ def create_hub(
         (staging / "keys").mkdir(mode=0o700)
         save_private_key(generate_signing_key(), data.hub_key)
         create_household_identity(data, passphrase)
+        make_self_signed(data.web_cert, data.web_key, name or socket.gethostname())
         data.config.write_text(config_text, encoding="utf-8")
         connect(data.database).conn.close()
         data.vault.mkdir()

@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the hub service")
     data_arg(p)
     p.add_argument("--listen", help="HOST:PORT for the web service (default 127.0.0.1:8765)")
+    p.add_argument("--http", action="store_true",
+                   help="serve plain HTTP instead of HTTPS (only on 127.0.0.1)")
 
 
 def cmd_init(args) -> int:
@@ -37,5 +39,5 @@ def cmd_init(args) -> int:
 def cmd_run(args) -> int:
     from hub.service import run_hub
 
-    run_hub(args.data, args.listen)
+    run_hub(args.data, args.listen, http=args.http)
     return 0

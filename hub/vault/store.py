@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ import pyrage
 import sqlite_utils
 
 from hub.datadir import DataDir
-from hub.errors import MediaError, SegmentCorrupt, StorageFull, UsageError
+from hub.errors import MediaError, NotSealedToYou, SegmentCorrupt, StorageFull, UsageError
 from hub.timeutil import from_iso, iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,20 @@ class Vault:
     """Seal segments into the data dir and read them back with the household identity."""
 
     def __init__(
-        self, data: DataDir, db: sqlite_utils.Database, recipients: list[pyrage.x25519.Recipient]
+        self, data: DataDir, db: sqlite_utils.Database, recipients: list[pyrage.x25519.Recipient],
+        camera_recipients: Callable[[str], list[pyrage.x25519.Recipient]] | None = None,
     ) -> None:
         self.data = data
         self.db = db
         self.recipients = recipients
+        # The people a camera is shared with, asked at each seal (hub.people.People).
+        self.camera_recipients = camera_recipients
+
+    def recipients_for(self, camera: str) -> list[pyrage.x25519.Recipient]:
+        """Return everyone a new segment of this camera is sealed to."""
+        extra = self.camera_recipients(camera) if self.camera_recipients else []
+        seen = {str(r) for r in self.recipients}
+        return self.recipients + [r for r in extra if str(r) not in seen]
 
     def seal(
         self, camera: str, start: datetime, end: datetime, media_type: str, plaintext: bytes
@@ -140,7 +149,7 @@ class Vault:
         try:
             with open(tmp, "wb") as handle:
                 sink = _HashingFile(handle)
-                pyrage.encrypt_io(io.BytesIO(plaintext), sink, self.recipients)
+                pyrage.encrypt_io(io.BytesIO(plaintext), sink, self.recipients_for(camera))
                 handle.flush()
                 os.fsync(handle.fileno())
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +240,10 @@ class Vault:
         try:
             return pyrage.decrypt(ciphertext, [identity])
         except pyrage.DecryptError as err:
+            if "no matching keys" in str(err).lower():
+                raise NotSealedToYou(
+                    f"segment {segment.id} was not sealed to this key (recorded before the camera "
+                    "was shared with it, or never shared)") from None
             raise SegmentCorrupt(segment.id, segment.path, f"age cannot decrypt it: {err}") from None
 
     def mark(self, segment_id: str, status: str) -> None:

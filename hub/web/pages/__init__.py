@@ -1,0 +1,15 @@
+"""The UI's pages, one module per group (home, cameras, ...); each adds its routes with setup(app).
+May import the web shell (hub.web.ui) and every hub room below web; never hub.cli.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.web.pages import cameras, home, settings
+
+
+def setup(app: web.Application) -> None:
+    """Add every page's routes."""
+    for page in (home, cameras, settings):
+        page.setup(app)

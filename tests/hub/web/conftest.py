@@ -1,0 +1,177 @@
+"""Web UI test helpers: a real `porchlight run` over HTTPS with synthetic cameras, a pinned
+HTTPS client, and Debian's Chromium driven by Playwright (never `playwright install`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from hub.cli.main import main as cli_main
+
+PASSPHRASE = "correct horse battery staple"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1366, "height": 800}
+
+
+def porchlight(*args) -> None:
+    """Run a `porchlight` command in process; fail the test on a non-zero exit."""
+    code = cli_main([str(a) for a in args])
+    assert code == 0, args
+
+
+class WebHub:
+    """A hub data dir with synthetic cameras, served by a real `porchlight run` process."""
+
+    def __init__(self, root: Path, cameras: tuple[str, ...] = ("porch",), config: str = "") -> None:
+        self.root = root
+        secret = root.parent / f"{root.name}.pass"
+        secret.write_text(PASSPHRASE + "\n")
+        porchlight("init", "--data", root, "--name", root.name, "--location", "51.5007,-0.1246",
+                   "--passphrase-file", secret)
+        for camera in cameras:
+            porchlight("camera", "add", "--data", root, camera, "--synthetic")
+        if config:
+            path = root / "config.toml"
+            path.write_text(path.read_text() + "\n" + config)
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.fingerprint = ""
+        self.log: list[str] = []
+
+    def start(self, *extra: str) -> WebHub:
+        """Start `porchlight run` and wait for its URL and certificate fingerprint."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "run", "--data", str(self.root),
+             "--listen", "127.0.0.1:0", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        for _ in range(2 if "--http" not in extra else 1):
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"hub did not start: {self.proc.stderr.read()}")
+            if found := re.search(r"listening on (\S+)", line):
+                self.url = found.group(1)
+            if found := re.search(r"certificate SHA-256 (\S+)", line):
+                self.fingerprint = found.group(1)
+        threading.Thread(target=self._drain, daemon=True, name="hub-log").start()
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def stop(self) -> None:
+        """Stop the hub (SIGTERM) and wait for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def client(self) -> aiohttp.ClientSession:
+        """Return an HTTPS client that trusts exactly the hub's printed certificate fingerprint."""
+        pin = aiohttp.Fingerprint(bytes.fromhex(self.fingerprint.replace(":", "")))
+        # unsafe=True: keep cookies for an IP-address host (127.0.0.1), as a browser does.
+        return aiohttp.ClientSession(base_url=self.url, connector=aiohttp.TCPConnector(ssl=pin),
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                     headers={"Origin": self.url})
+
+
+async def sign_in(client: aiohttp.ClientSession, name: str, passphrase: str) -> aiohttp.ClientResponse:
+    """Post the sign-in form as a browser would (its login token from the form's cookie)."""
+    async with client.get("/login") as page:
+        text = await page.text()
+    token = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+    return await client.post("/login", data={"csrf": token, "name": name, "passphrase": passphrase,
+                                             "next": "/"}, allow_redirects=False)
+
+
+async def csrf_of(client: aiohttp.ClientSession, path: str = "/") -> str:
+    """Return the session's CSRF token, read from a page's forms."""
+    async with client.get(path) as page:
+        return re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
+
+
+@pytest.fixture
+def web_hub(tmp_path):
+    """A running hub with one synthetic camera `porch`."""
+    hub = WebHub(tmp_path / "maple").start()
+    yield hub
+    hub.stop()
+
+
+def chromium_missing() -> str | None:
+    """Say why the browser tests cannot run here, or None."""
+    if not Path(CHROMIUM).exists():
+        return "Debian's chromium is not installed (scripts/setup --test installs it)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e .[test])"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    why = chromium_missing()
+    if why:
+        pytest.fail(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def page_for(browser, hub: WebHub, viewport=LAPTOP):
+    """Open a page on the hub that records console errors and every host it asks."""
+    context = browser.new_context(ignore_https_errors=True, viewport=viewport)
+    page = context.new_page()
+    page.console_errors = []
+    page.hosts = set()
+    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    page.on("request", lambda r: page.hosts.add(re.sub(r"^\w+://([^/]+).*", r"\1", r.url)))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shots_dir() -> Path:
+    """Return the folder this test run saves page screenshots in (named by the run)."""
+    folder = Path(os.environ.get("PORCHLIGHT_SCREENSHOTS", "test-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def browser_sign_in(page, hub: WebHub, name: str = "owner", passphrase: str = PASSPHRASE) -> None:
+    """Sign in through the form."""
+    page.goto(hub.url + "/login")
+    page.fill("#name", name)
+    page.fill("#passphrase", passphrase)
+    page.click("button[type=submit]")
+    page.wait_for_url(hub.url + "/")
+
+
+def age_cli_missing() -> str | None:
+    """Say why the age CLI checks cannot run, or None."""
+    return None if shutil.which("age") else "the age CLI is not installed"
