@@ -27,8 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-
 from federation.errors import FederationError, KeyInvalid
 from federation.gateway.app import DB_FILE, KEY_FILE, Gateway
 from federation.gateway.errors import GatewayError, GatewayExists
@@ -50,6 +48,7 @@ from federation.keys import (
     parse_pin,
     save_private_key,
 )
+from federation.serving import HardenedServer, ServerLimits, raise_open_file_limit
 
 log = logging.getLogger(__name__)
 
@@ -209,20 +208,23 @@ async def serve_gateway(
     settings = settings or load_settings(data_dir)
     async with contextlib.AsyncExitStack() as stack:
         gateway = await stack.enter_async_context(Gateway(data_dir, settings=settings, clock=clock))
-        runner = web.AppRunner(
+        server = HardenedServer(
             gateway.make_app(),
-            handle_signals=False,
+            host,
+            port,
+            limits=ServerLimits(
+                idle_timeout_s=settings.idle_timeout_s,
+                max_per_address=settings.max_connections_per_address,
+            ),
+            backlog=4096,
             access_log=None,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
             # After refusing a request (say a 10 MB body), aiohttp keeps reading and
             # discarding its body so the client sees the answer; bound that to one second.
             lingering_time=LINGERING_S,
         )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, host, port, backlog=4096)
-        await site.start()
-        bound = runner.addresses[0][1]
+        await stack.enter_async_context(server)
+        bound = server.port
         if settings.public_url is None:
             gateway.set_public_url(f"http://{_url_host(host)}:{bound}")
             if host not in ("127.0.0.1", "::1", "localhost"):
@@ -250,6 +252,8 @@ def run_gateway(
 ) -> None:
     """Run the gateway in the foreground until SIGTERM or SIGINT."""
     settings = load_settings(data_dir, public_url=public_url)
+    # Every hub holds a connection: use all the descriptors the system allows this process.
+    raise_open_file_limit()
 
     async def main() -> None:
         stop = asyncio.Event()

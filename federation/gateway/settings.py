@@ -50,6 +50,12 @@ class GatewaySettings(BaseModel):
     hop_max_future_s: Annotated[float, Field(ge=0, le=300)] = 5
     max_body_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 128 * 1024
     max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # A connection must bring a whole request head this long after it opens and after each
+    # answer, or it is closed (idle and slowloris clients). Longer than the 15 s a hub's
+    # HTTP client keeps an idle connection, so the hub always closes first.
+    idle_timeout_s: Annotated[float, Field(ge=1, le=HOUR)] = 20
+    # Open connections one client address (an IPv6 /64) may hold; more are refused with 503.
+    max_connections_per_address: Annotated[int, Field(ge=1, le=1_000_000)] = 64
     purge_interval_s: Annotated[float, Field(ge=0.1, le=DAY)] = 60
     check_interval_s: Annotated[float, Field(ge=0.1, le=HOUR)] = 2
     # Agency requests (docs/agency-protocol.md). Scope limits may only tighten DESIGN.md's.

@@ -61,6 +61,8 @@ def _seed(data: Path, count: int, cell: str) -> list:
             "alerts_per_hour": 1_000_000,
             "requests_per_minute": 10_000_000,
             "max_connections": count + 10,
+            # Every simulated hub connects from 127.0.0.1.
+            "max_connections_per_address": 2 * count + 10,
         }
     )
     settings_path(data).write_text(render_settings(settings))

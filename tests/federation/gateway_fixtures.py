@@ -89,8 +89,15 @@ class Proc:
         self._reader = asyncio.create_task(self._read(), name=f"read-{name}")
 
     @classmethod
-    async def start(cls, name: str, args: list[str], log_dir: Path) -> Proc:
-        """Start `python ARGS...` from the repository root."""
+    async def start(
+        cls,
+        name: str,
+        args: list[str],
+        log_dir: Path,
+        *,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> Proc:
+        """Start `python ARGS...` from the repository root (preexec_fn runs in the child)."""
         log_path = log_dir / f"{name}.stderr"
         with open(log_path, "ab") as stderr:
             proc = await asyncio.create_subprocess_exec(
@@ -101,6 +108,7 @@ class Proc:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
+                preexec_fn=preexec_fn,
             )
         return cls(proc, name, log_path)
 
@@ -197,7 +205,13 @@ class GatewayProc:
 
 
 async def start_gateway_proc(
-    data_dir: Path, log_dir: Path, *, port: int = 0, name: str = "gateway"
+    data_dir: Path,
+    log_dir: Path,
+    *,
+    port: int = 0,
+    name: str = "gateway",
+    preexec_fn: Callable[[], None] | None = None,
+    log_level: str = "INFO",
 ) -> GatewayProc:
     """Run `python -m federation.gateway run` and wait for its READY line."""
     proc = await Proc.start(
@@ -211,9 +225,10 @@ async def start_gateway_proc(
             "--listen",
             f"127.0.0.1:{port}",
             "--log-level",
-            "INFO",
+            log_level,
         ],
         log_dir,
+        preexec_fn=preexec_fn,
     )
     (ready,) = await proc.wait_event("ready")
     return GatewayProc(proc, data_dir, ready["url"], ready["kid"], int(ready["port"]))
