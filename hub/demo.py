@@ -130,7 +130,7 @@ def _neighbourhood(base: Path, services: list[_Service]) -> None:
         roots[name] = root
         _say(f"   hub {name}: joined, registered only its coarse cell {membership.cell}")
     for root in roots.values():
-        services.append(_Service("run", "--data", str(root), "--listen", "127.0.0.1:0"))
+        services.append(_Service("run", "--http", "--data", str(root), "--listen", "127.0.0.1:0"))
 
     _say(f"2. Recording: each hub records its synthetic porch camera for {RECORD_SECONDS} s")
     started = utcnow()

@@ -101,7 +101,7 @@ def run_memory(root: Path, clip: Path, cameras: int, settle_s: float) -> int | N
     try:
         for i in range(cameras):
             add_camera(DataDir(root), f"cam{i}", rtsp=server.url(f"/cam{i}"))
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--data", str(root),
+        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--http", "--data", str(root),
                                  "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
         proc.stdout.readline()

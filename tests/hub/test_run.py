@@ -14,7 +14,7 @@ import pytest
 
 def _start(root, *extra) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "run", "--data", str(root), "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "hub.cli", "run", "--http", "--data", str(root), "--listen", "127.0.0.1:0",
          *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -99,7 +99,7 @@ def test_alert_reaches_neighbours_in_range_and_not_far_away(gateway, make_hub):
     author, near, far = make_hub("author", NEAR_A), make_hub("near", NEAR_B), make_hub("far", FAR)
     for hub in (author, near, far):
         _join(gateway, hub)
-    hubs = [Running("run", "--data", h, "--listen", "127.0.0.1:0") for h in (author, near, far)]
+    hubs = [Running("run", "--http", "--data", h, "--listen", "127.0.0.1:0") for h in (author, near, far)]
     try:
         photo = author.parent / "doorbell.jpg"
         photo.write_bytes(_jpeg_with_gps())
@@ -130,8 +130,8 @@ def test_offline_hub_gets_every_missed_alert_once_in_order(gateway, make_hub):
     author, sleeper = make_hub("author", NEAR_A), make_hub("sleeper", NEAR_B)
     _join(gateway, author)
     _join(gateway, sleeper)
-    writer = Running("run", "--data", author, "--listen", "127.0.0.1:0")
-    reader = Running("run", "--data", sleeper, "--listen", "127.0.0.1:0")
+    writer = Running("run", "--http", "--data", author, "--listen", "127.0.0.1:0")
+    reader = Running("run", "--http", "--data", sleeper, "--listen", "127.0.0.1:0")
     try:
         _porchlight("alerts", "post", "--data", author, "--category", "safety", "--text", "first")
         _wait_for(lambda: len(_alerts(sleeper)) == 1)
@@ -142,7 +142,7 @@ def test_offline_hub_gets_every_missed_alert_once_in_order(gateway, make_hub):
             time.sleep(0.3)  # distinct issue times keep the order visible in the feed
         time.sleep(30)  # offline for 30 s, as a hub on a flaky home connection might be
         assert len(_alerts(sleeper)) == 1
-        reader = Running("run", "--data", sleeper, "--listen", "127.0.0.1:0")
+        reader = Running("run", "--http", "--data", sleeper, "--listen", "127.0.0.1:0")
         _wait_for(lambda: len(_alerts(sleeper)) >= 6)
         time.sleep(2)
         feed = _alerts(sleeper)
@@ -154,7 +154,7 @@ def test_offline_hub_gets_every_missed_alert_once_in_order(gateway, make_hub):
 
 def test_two_hubs_on_one_lan_exchange_an_alert_without_a_gateway(make_hub):
     one, two = make_hub("one", NEAR_A, lan=True), make_hub("two", NEAR_B, lan=True)
-    hubs = [Running("run", "--data", h, "--listen", "127.0.0.1:0") for h in (one, two)]
+    hubs = [Running("run", "--http", "--data", h, "--listen", "127.0.0.1:0") for h in (one, two)]
     try:
         time.sleep(3)  # mDNS announcements and browsing
         photo = one.parent / "miso.jpg"
@@ -228,7 +228,7 @@ def test_an_event_is_shared_on_the_lan_with_its_clip(make_hub, passfile):
     config = one / "config.toml"
     config.write_text(config.read_text().replace(
         'type = "synthetic"', 'type = "synthetic"\nscenario = "walking_figure"\nloop_seconds = 15.0'))
-    hubs = [Running("run", "--data", h, "--listen", "127.0.0.1:0") for h in (one, two)]
+    hubs = [Running("run", "--http", "--data", h, "--listen", "127.0.0.1:0") for h in (one, two)]
     try:
         events = _wait_for(lambda: json.loads(_porchlight(
             "events", "list", "--data", one, "--json").stdout), timeout=60)

@@ -61,7 +61,7 @@ def world(tmp_path, make_hub, clip25):  # noqa: F811
         code = _porchlight("gateway", "invite", "--data", gw).stdout.strip()
         _porchlight("join", "--data", hub, url, code, "--registry-key", authority_fp)
         hubs[name] = hub
-    running = [Running("run", "--data", h, "--listen", "127.0.0.1:0") for h in hubs.values()]
+    running = [Running("run", "--http", "--data", h, "--listen", "127.0.0.1:0") for h in hubs.values()]
     yield {"url": url, "agency": agency, "hubs": hubs, "gateway_dir": gw,
            "start": window_start, "end": window_start + timedelta(minutes=45)}
     for process in running:

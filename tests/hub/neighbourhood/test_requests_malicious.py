@@ -86,7 +86,7 @@ async def test_a_dishonest_gateway_shows_the_owner_nothing(tmp_path, hub_templat
                                 hub_kid=key.kid, hop_kid=key.kid, cell=cell_for(*CENTRE))
         write_private(membership_path(DataDir(root)), json.dumps(membership.to_dict()).encode())
         hub = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hub.cli", "run", "--data", str(root), "--listen",
+            sys.executable, "-m", "hub.cli", "run", "--http", "--data", str(root), "--listen",
             "127.0.0.1:0", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert b"listening on" in await hub.stdout.readline()
