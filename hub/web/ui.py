@@ -44,6 +44,8 @@ GUARD = web.AppKey("login_guard", LoginGuard)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 HUB = web.AppKey("hub_object", object)
 LIVE = web.AppKey("live", object)
+# Paths that take a multipart upload larger than the app's body limit, with their own limit.
+UPLOADS = web.AppKey("uploads", dict)
 
 
 def templates() -> jinja2.Environment:
@@ -124,7 +126,9 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on its own
+    # form posts, and the Origin check below could no longer tell them from a forged one.
+    headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
@@ -157,6 +161,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not public and session is None:
         raise web.HTTPUnauthorized(text="sign in first")
     if request.method not in ("GET", "HEAD", "OPTIONS") and request.path != "/login":
+        if session is not None and (limit := request.app[UPLOADS].get(request.path)):
+            request = request.clone(client_max_size=limit)
         if not _origin_ok(request):
             raise web.HTTPForbidden(text="cross-origin request refused")
         token = request.headers.get("X-CSRF-Token")
@@ -331,6 +337,7 @@ def setup(app: web.Application, hub) -> None:
     app[TEMPLATES] = templates()
     app[SESSIONS] = SessionStore(hub.config.web.idle_minutes * 60.0)
     app[GUARD] = LoginGuard()
+    app[UPLOADS] = {}
     app.middlewares.extend([security_middleware, auth_middleware])
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)

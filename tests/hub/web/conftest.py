@@ -3,6 +3,7 @@ HTTPS client, and Debian's Chromium driven by Playwright (never `playwright inst
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -65,7 +66,8 @@ class WebHub:
                 self.url = found.group(1)
             if found := re.search(r"certificate SHA-256 (\S+)", line):
                 self.fingerprint = found.group(1)
-        threading.Thread(target=self._drain, daemon=True, name="hub-log").start()
+        self._drainer = threading.Thread(target=self._drain, daemon=True, name="hub-log")
+        self._drainer.start()
         return self
 
     def _drain(self) -> None:
@@ -82,6 +84,8 @@ class WebHub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if getattr(self, "_drainer", None) is not None:
+            self._drainer.join(10)
 
     def client(self) -> aiohttp.ClientSession:
         """Return an HTTPS client that trusts exactly the hub's printed certificate fingerprint."""
@@ -113,6 +117,16 @@ def web_hub(tmp_path):
     hub = WebHub(tmp_path / "maple").start()
     yield hub
     hub.stop()
+
+
+def run_async(coroutine):
+    """Run a coroutine to completion in a thread of its own (Playwright's sync API owns the
+    main thread's event loop)."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(coroutine)))
+    thread.start()
+    thread.join()
+    return result[0] if result else None
 
 
 def chromium_missing() -> str | None:
