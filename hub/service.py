@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import ssl
+import sys
 from contextlib import AsyncExitStack
 from functools import cached_property
 from pathlib import Path
@@ -15,14 +18,18 @@ from hub.cameras.service import CameraService
 from hub.config import Config, load_config
 from hub.datadir import DataDir
 from hub.db import connect
+from hub.errors import UsageError
 from hub.household import vault_recipients
 from hub.neighbourhood.service import NeighbourhoodService
+from hub.people import People
 from hub.plugins import build_plugin_manager
+from hub.ports import is_address_in_use, listen_error, require_free_port, split_listen
 from hub.timeutil import utcnow
 from hub.vault.maintenance import VaultMaintenance
 from hub.vault.retention import RetentionPolicy
 from hub.vault.store import Vault
 from hub.web.server import WebServer, make_app
+from hub.web.tls import fingerprint, make_self_signed, server_context, terminal_qr
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -36,7 +43,11 @@ class Hub:
         self.config: Config = load_config(self.data.root)
         self.clock = clock
         self.db = connect(self.data.database)
-        self.vault = Vault(self.data, self.db, vault_recipients(self.data, self.config))
+        self.people = People(self.data, self.db)
+        # In-process listeners (the web UI's live updates); called from any thread.
+        self.listeners: list = []
+        self.vault = Vault(self.data, self.db, vault_recipients(self.data, self.config),
+                           camera_recipients=self.people.recipients_for)
 
     @cached_property
     def pm(self) -> pluggy.PluginManager:
@@ -44,36 +55,75 @@ class Hub:
         return build_plugin_manager()
 
     def emit(self, event: dict) -> None:
-        """Send an event to every plugin that listens."""
+        """Send an event to every plugin that listens, and to the web UI's live pages."""
         self.pm.hook.porchlight_event(hub=self, event=event)
+        for listener in list(self.listeners):
+            listener(event)
 
     def close(self) -> None:
         """Close the database."""
         self.db.conn.close()
 
-    async def serve(self, host: str, port: int, stop: asyncio.Event, ready=None) -> None:
+    def web_tls(self, host: str, http: bool) -> ssl.SSLContext | None:
+        """Return the web UI's TLS context; None only for plain HTTP asked for on loopback."""
+        if http:
+            if not _is_loopback(host):
+                raise UsageError(f"plain HTTP is only allowed on 127.0.0.1, not {host}: the web UI "
+                                 "carries passphrases (drop --http to serve HTTPS)")
+            return None
+        web_config = self.config.web
+        if web_config.cert_file is not None:
+            cert = self.data.root / web_config.cert_file
+            key = self.data.root / web_config.key_file
+        else:
+            cert, key = self.data.web_cert, self.data.web_key
+            if not cert.exists() or not key.exists():
+                # A hub made before the web UI had a certificate: make its own now.
+                make_self_signed(cert, key, self.config.hub.name)
+        self.web_fingerprint = fingerprint(cert.read_bytes())
+        return server_context(cert, key)
+
+    async def serve(self, host: str, port: int, stop: asyncio.Event, ready=None,
+                    http: bool = False) -> None:
         """Run the hub's services until `stop` is set, then stop them in reverse order."""
+        tls = self.web_tls(host, http)
         async with AsyncExitStack() as stack:
             maintenance = VaultMaintenance(
                 self.vault, RetentionPolicy.from_config(self.config.retention),
                 self.config.retention.interval_minutes * 60.0, self.clock,
             )
-            await stack.enter_async_context(maintenance)
+            # Kept, so that a retention change in the web UI applies from the next pass.
+            self.maintenance = await stack.enter_async_context(maintenance)
             await stack.enter_async_context(CameraService(self))
             self.neighbourhood = await stack.enter_async_context(NeighbourhoodService(self))
-            web = await stack.enter_async_context(WebServer(make_app(self), host, port))
+            web = await stack.enter_async_context(WebServer(make_app(self), host, port, tls))
             self.pm.hook.porchlight_startup(hub=self)
             log.info("hub %s running", self.config.hub.name)
             if ready is not None:
-                ready(web.port)
+                ready(web.scheme, web.port)
             await stop.wait()
             log.info("hub %s stopping", self.config.hub.name)
 
 
-def run_hub(root: Path, listen: str | None) -> None:
+def run_hub(root: Path, listen: str | None, http: bool = False) -> None:
     """Run `porchlight run` until SIGINT or SIGTERM; stop within the shutdown timeout."""
     hub = Hub(root)
-    host, port = _split_listen(listen or hub.config.web.listen)
+    host, port = split_listen(listen or hub.config.web.listen)
+    hint = "is another hub running? (--listen to choose another)"
+    try:
+        # Before any camera starts: a hub that cannot serve stops with one line, not a log.
+        require_free_port(host, port, hint)
+    except BaseException:
+        hub.close()
+        raise
+
+    def ready(scheme: str, port: int) -> None:
+        url = f"{scheme}://{host}:{port}"
+        print(f"porchlight: hub {hub.config.hub.name!r} listening on {url}", flush=True)
+        if scheme == "https":
+            print(f"porchlight: web UI certificate SHA-256 {hub.web_fingerprint}", flush=True)
+            if sys.stdout.isatty():
+                print(terminal_qr(url), flush=True)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -81,9 +131,7 @@ def run_hub(root: Path, listen: str | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         serving = asyncio.create_task(
-            hub.serve(host, port, stop, ready=lambda p: print(
-                f"porchlight: hub {hub.config.hub.name!r} listening on http://{host}:{p}",
-                flush=True)),
+            hub.serve(host, port, stop, ready=ready, http=http),
             name="hub-serve",
         )
         await asyncio.wait([serving, asyncio.create_task(stop.wait(), name="stop-wait")],
@@ -98,10 +146,17 @@ def run_hub(root: Path, listen: str | None) -> None:
 
     try:
         asyncio.run(main())
+    except OSError as err:
+        # Taken between the check and the bind.
+        if is_address_in_use(err):
+            raise listen_error(err, host, port, hint) from None
+        raise
     finally:
         hub.close()
 
 
-def _split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
