@@ -86,7 +86,10 @@ def _load_for_new(data: DataDir, name: str) -> tomlkit.TOMLDocument:
 def _commit(data: DataDir, document, table, secret: Path | None, password: str | None) -> dict:
     """Validate the new camera, write its secret (0600) and the config; undo the secret on failure."""
     _validate(table)
-    if document.get("cameras") is None:
+    if not document.get("cameras"):
+        # Removing the last camera leaves `cameras = []`, an inline array that a [[cameras]]
+        # table cannot join: start a fresh array of tables at the end of the file.
+        document.pop("cameras", None)
         document["cameras"] = tomlkit.aot()
     document["cameras"].append(table)
     if secret is not None:
@@ -122,6 +125,8 @@ def remove_camera(data: DataDir, name: str) -> None:
     if index is None:
         raise UsageError(f"no camera {name!r} in config.toml")
     del cameras[index]
+    if not cameras:
+        del document["cameras"]
     _save(data, document)
     (data.root / "secrets" / f"{name}.password").unlink(missing_ok=True)
 

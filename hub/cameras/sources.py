@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -62,10 +64,8 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     parts = urlsplit(url)
     if parts.username is None:
         return url, None, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    # The host and port exactly as written: a bad port is the URL check's to report.
+    netloc = parts.netloc.rpartition("@")[2]
     clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     return clean, parts.username, parts.password
 
@@ -92,7 +92,42 @@ def classify_open_error(err: Exception, what: str) -> CameraUnavailable:
     if isinstance(err, av.error.HTTPNotFoundError):
         return CameraUnavailable(f"{what}: no such stream on the camera ({text}); check the path",
                                  CameraState.UNREACHABLE)
+    unresolved = _unresolved_host(err)
+    if unresolved is not None:
+        host, why = unresolved
+        return CameraUnavailable(
+            f"{what}: the camera's host {host} cannot be resolved ({why}); check the name in "
+            "its URL, or use its IP address", CameraState.UNREACHABLE)
     return CameraUnavailable(f"{what}: cannot reach the camera ({text})", CameraState.UNREACHABLE)
+
+
+def _unresolved_host(err: Exception) -> tuple[str, str] | None:
+    """Return the stream's host and why, if the failure was that its name does not resolve.
+
+    FFmpeg reports a name that does not resolve as a bare `Input/output error`; the name is
+    only in its log. So look the name up again, on this failure path only.
+    """
+    url = getattr(err, "filename", None)
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    try:
+        ipaddress.ip_address(host)
+        return None  # an address needs no resolving
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as lookup:
+        return host, lookup.strerror or str(lookup)
+    except (OSError, UnicodeError):
+        return None
+    return None
 
 
 def build_source(entry: CameraEntry, types: dict[str, Any], data_dir: Path) -> CameraSource:

@@ -28,8 +28,10 @@ def data_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def required_data(parser: argparse.ArgumentParser, what: str) -> None:
-    """Add a required --data for a tool's own data dir."""
-    parser.add_argument("--data", type=Path, required=True, help=what)
+    """Add a required --data for a tool's own data dir (before or after the command)."""
+    # Checked after parsing, since `porchlight --data DIR COMMAND` gives it to the top parser.
+    parser.add_argument("--data", type=Path, default=None, help=f"{what} (required)")
+    parser.set_defaults(data_required=True)
 
 
 def passphrase_arg(parser: argparse.ArgumentParser) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import threading
-from pathlib import Path
 
 from hub.cli.common import (
     Parser,
+    required_data,
 )
 from hub.errors import PorchlightError, UsageError
 
@@ -17,17 +17,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     gateway = sub.add_parser("gateway", help="run a neighbourhood gateway")
     gsub = gateway.add_subparsers(dest="action", required=True, parser_class=Parser)
     p = gsub.add_parser("init", help="create a gateway")
-    p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+    required_data(p, "the gateway's data dir")
     p.add_argument("--name", required=True)
     p.add_argument("--registry-key", help="the registry authority's fingerprint")
     p = gsub.add_parser("invite", help="print a one-time invite code")
-    p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+    required_data(p, "the gateway's data dir")
     for name in ("block", "unblock"):
         p = gsub.add_parser(name, help=f"{name} a hub by its kid")
-        p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+        required_data(p, "the gateway's data dir")
         p.add_argument("kid")
     p = gsub.add_parser("run", help="serve the gateway until SIGTERM")
-    p.add_argument("--data", type=Path, required=True, help="the gateway's data dir")
+    required_data(p, "the gateway's data dir")
     p.add_argument("--listen", default="127.0.0.1:8470")
     p.add_argument("--public-url", help="the URL hubs use to reach this gateway")
     p.add_argument("--lan", action="store_true",
@@ -79,11 +79,14 @@ def cmd_gateway_unblock(args) -> int:
 
 def cmd_gateway_run(args) -> int:
     from federation.gateway.operator import parse_listen, run_gateway
+    from hub.ports import is_address_in_use, listen_error, require_free_port
 
     try:
         host, port = parse_listen(args.listen)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    hint = "is another gateway running? (--listen to choose another)"
+    require_free_port(host, port, hint)
     advertisers = []
 
     def ready(where) -> None:
@@ -103,6 +106,10 @@ def cmd_gateway_run(args) -> int:
     try:
         _gateway_call(run_gateway, args.data, host, port, public_url=args.public_url,
                       on_ready=ready)
+    except OSError as err:
+        if is_address_in_use(err):  # taken between the check and the bind
+            raise listen_error(err, host, port, hint) from None
+        raise
     finally:
         for advertiser in advertisers:
             advertiser.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import socket
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -255,6 +256,12 @@ def classify_onvif_error(err: BaseException, host: str, port: int) -> CameraUnav
                                      CameraState.AUTH_FAILED)
     if isinstance(err, OnvifProfileMissing):
         return CameraUnavailable(f"{where} {err}", CameraState.UNREACHABLE)
+    for cause in chain:
+        if isinstance(cause, socket.gaierror):
+            why = cause.strerror or str(cause)
+            return CameraUnavailable(f"the ONVIF device's host {host} cannot be resolved ({why}); "
+                                     "check the host, or use its IP address",
+                                     CameraState.UNREACHABLE)
     for cause in chain:
         if isinstance(cause, TimeoutError):
             return CameraUnavailable(f"{where} did not answer within {ONVIF_TIMEOUT_S:.0f} s; "

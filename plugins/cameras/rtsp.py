@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.cameras.sources import with_credentials
 from hub.config import SecretRef
@@ -21,10 +22,42 @@ class RtspConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(pattern=r"^rtsps?://[^\s@]+$", max_length=2048)
-    sub_url: str | None = Field(default=None, pattern=r"^rtsps?://[^\s@]+$", max_length=2048)
+    url: str = Field(max_length=2048)
+    sub_url: str | None = Field(default=None, max_length=2048)
     user: str | None = Field(default=None, max_length=256)
     password: SecretRef | None = None
+
+    @field_validator("url", "sub_url")
+    @classmethod
+    def _camera_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_camera_url(url)
+        return url
+
+
+_EXAMPLE = "rtsp://192.168.1.20:554/stream1"
+
+
+def check_camera_url(url: str) -> None:
+    """Refuse a URL that is not rtsp:// or rtsps://, with a host, and no credentials in it."""
+    parts = urlsplit(url)
+    # Say what a camera URL looks like instead of echoing a regular expression; never echo
+    # the URL itself, in case it holds a password.
+    if parts.scheme.lower() not in ("rtsp", "rtsps"):
+        raise ValueError(f"a camera URL starts with rtsp:// or rtsps:// (example: {_EXAMPLE})")
+    if "@" in parts.netloc:
+        raise ValueError("a camera URL in config.toml holds no user or password: set user and "
+                         "password instead (`porchlight camera add` moves them for you)")
+    try:
+        port = parts.port  # urlsplit checks the port only when asked
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"the port in a camera URL is a number from 1 to 65535 (example: "
+                         f"{_EXAMPLE})")
+    if not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError(f"a camera URL names the camera's host, with no spaces (example: "
+                         f"{_EXAMPLE})")
 
 
 class RtspCamera:

@@ -22,7 +22,7 @@ class HubProcess:
     def __init__(self, root) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "run", "--http", "--data", str(root), "--listen",
-             "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             "127.0.0.1:0", "--http"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert "listening on" in self.proc.stdout.readline()
 
     def stop(self) -> str:

@@ -229,7 +229,8 @@ def test_camera_add_bad_input(hub_dir, cli):
         "'_', starting with a letter or digit\n")
     code, _, err = cli("camera", "add", "--data", hub_dir, "porch", "--rtsp", "http://x/y")
     assert code == 1
-    assert err.startswith("porchlight: error: camera porch: url: String should match pattern")
+    assert err == ("porchlight: error: camera porch: url: a camera URL starts with rtsp:// or "
+                   "rtsps:// (example: rtsp://192.168.1.20:554/stream1)\n")
     assert cli("camera", "remove", "--data", hub_dir, "nope")[2] == (
         "porchlight: error: no camera 'nope' in config.toml\n")
     assert (hub_dir / "config.toml").read_text() == before
