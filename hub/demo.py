@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -76,23 +77,68 @@ def _wait(predicate, timeout: float = 30.0):
     return predicate()
 
 
-def run_demo(keep: Path | None = None) -> int:
-    """Run the neighbourhood demo; say what happens at each step."""
-    with tempfile.TemporaryDirectory(prefix="porchlight-demo-") as scratch:
-        base = Path(keep) if keep else Path(scratch)
-        base.mkdir(parents=True, exist_ok=True)
-        services: list[_Service] = []
-        try:
-            _neighbourhood(base, services)
-        finally:
-            for service in reversed(services):
-                service.stop()
-        if keep:
-            _say(f"kept everything in {base}")
+def run_demo(keep: Path | None = None, wait: bool = True) -> int:
+    """Run the neighbourhood demo, then keep it running for the newcomer until Ctrl-C."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with tempfile.TemporaryDirectory(prefix="porchlight-demo-") as scratch:
+            base = Path(keep) if keep else Path(scratch)
+            base.mkdir(parents=True, exist_ok=True)
+            services: list[_Service] = []
+            try:
+                street = _neighbourhood(base, services)
+                if wait and not stop.is_set():
+                    _your_turn(base, street, stop)
+            finally:
+                for service in reversed(services):
+                    service.stop()
+            if keep:
+                _say(f"stopped every process; kept everything in {base}")
+            else:
+                _say("stopped every process and removed the demo's data "
+                     "(run `porchlight demo --keep DIR` to keep it)")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
-def _neighbourhood(base: Path, services: list[_Service]) -> None:
+def _your_turn(base: Path, street: dict, stop: threading.Event) -> None:
+    """Send a second request, print every UI and login, and relay the agency's pickups."""
+    from federation.agency.tool import agency_fetch, agency_request, agency_status
+
+    url = street["gateway"]
+    request_id = asyncio.run(agency_request(
+        base / "agency", url, case="2026-PD9-0415", reason="Bicycle theft on Maple Street",
+        start=utcnow() - timedelta(minutes=20), end=utcnow() - timedelta(seconds=2),
+        lat=STREET[0], lon=STREET[1], radius_m=300))
+    _say("5. Your turn: the neighbourhood keeps running")
+    _say(f"   Metro Police sent another request, {request_id}: open a hub's web UI, sign in as")
+    _say("   owner with its passphrase, and approve or deny it under Requests (the browser will")
+    _say("   warn about the hub's self-signed certificate: each hub prints its fingerprint)")
+    for name, (ui, passphrase) in street["hubs"].items():
+        _say(f"   {name}: {ui}  owner / {passphrase}")
+    _say(f"   the gateway's public page: {url}/")
+    _say(f"   look inside a hub: porchlight footage list --data {base / 'maple-12'}")
+    _say("   Press Ctrl-C to stop.")
+    fetched = 0
+    while not stop.wait(2.0):
+        try:
+            status = asyncio.run(agency_status(base / "agency", url, request_id))
+        except Exception as err:  # the demo goes on: a gateway hiccup is reported, not fatal
+            _say(f"   agency status failed: {err}")
+            continue
+        if status["approved"] > fetched:
+            manifest = asyncio.run(agency_fetch(base / "agency", url, request_id,
+                                                base / "evidence-2"))
+            fetched = status["approved"]
+            _say(f"   the agency received and decrypted {len(manifest['clips'])} clip(s) of "
+                 f"request {request_id}: see {base / 'evidence-2'}")
+
+
+def _neighbourhood(base: Path, services: list[_Service]) -> dict:
     from federation.agency.tool import agency_fetch, agency_request, agency_status, init_agency
     from federation.auditor.verify import log_verify
     from federation.authority.tool import add_agency, init_authority, publish_registry
@@ -129,8 +175,11 @@ def _neighbourhood(base: Path, services: list[_Service]) -> None:
             hub.close()
         roots[name] = root
         _say(f"   hub {name}: joined, registered only its coarse cell {membership.cell}")
-    for root in roots.values():
-        services.append(_Service("run", "--http", "--data", str(root), "--listen", "127.0.0.1:0"))
+    uis: dict[str, str] = {}
+    for name, root in roots.items():
+        hub_service = _Service("run", "--data", str(root), "--listen", "127.0.0.1:0")
+        services.append(hub_service)
+        uis[name] = hub_service.ready.split(" on ", 1)[1]
 
     _say(f"2. Recording: each hub records its synthetic porch camera for {RECORD_SECONDS} s")
     started = utcnow()
@@ -205,6 +254,7 @@ def _neighbourhood(base: Path, services: list[_Service]) -> None:
     _say(f"   log verify: {report.size} entries checked, "
          + ("all consistent" if report.ok else f"PROBLEMS: {report.problems}"))
     _say(f"done at {iso(utcnow())}")
+    return {"gateway": url, "hubs": {n: (uis[n], passphrases[n]) for n in HOUSES}}
 
 
 def _feed(root: Path):
