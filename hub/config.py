@@ -114,6 +114,11 @@ class WebSection(Strict):
     key_file: str | None = None
     # A signed-in session ends after this long without a request; its keys are wiped.
     idle_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    # A connection must bring a whole request head this long after opening and after each
+    # answer (idle and slowloris clients); one address may hold this many connections, more
+    # are refused with 503 (raise it behind a reverse proxy). federation/serving.py.
+    idle_timeout_s: float = Field(default=20.0, ge=1, le=3600)
+    max_connections_per_address: int = Field(default=32, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> WebSection:

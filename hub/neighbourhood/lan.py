@@ -28,6 +28,7 @@ from federation.keys import KeySet, SigningKey, import_public_jwk, thumbprint
 from federation.mdns import SERVICE, Advertised, parse_service, service_info
 from federation.replay import ReplayStore
 from federation.schemas import TYP_ALERT
+from federation.serving import HardenedServer, ServerLimits
 from hub.neighbourhood.alerts import LAN_NEIGHBOUR, OWN, store_alert
 from hub.neighbourhood.attachments import load_attachment, store_attachment
 from hub.timeutil import iso
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 LAN_AUDIENCE = base64.urlsafe_b64encode(hashlib.sha256(b"porchlight-lan-v1").digest()).rstrip(
     b"=").decode()
 MAX_BODY = 64 * 1024
+# LAN neighbours make a few short calls each; 16 connections from one address is plenty
+# (federation/serving.py: the timeout is also the header-read deadline).
+LAN_LIMITS = ServerLimits(idle_timeout_s=20.0, max_per_address=16)
 MAX_KEY_BYTES = 4096  # {"kid", "jwk"} of one Ed25519 key
 
 
@@ -118,19 +122,20 @@ class LanService:
     """Advertise this hub, browse its LAN neighbours, receive and deliver LAN alerts."""
 
     def __init__(self, hub, key: SigningKey, host: str, port: int, interfaces: list[str],
-                 replay: ReplayStore) -> None:
+                 replay: ReplayStore, *, limits: ServerLimits = LAN_LIMITS) -> None:
         self.hub = hub
         self.key = key
         self.host = host
         self.port = port
         self.interfaces = interfaces or None
         self.replay = replay
-        self.runner: web.AppRunner | None = None
+        self.server: HardenedServer | None = None
         self.zc: AsyncZeroconf | None = None
         self.directory: LanDirectory | None = None
         self.session: aiohttp.ClientSession | None = None
         self.delivery = Delivery(max_attempts=3)
         self.info: AsyncServiceInfo | None = None
+        self.limits = limits
 
     def app(self) -> web.Application:
         """Build the LAN API: the hub's public key and an inbox for alerts."""
@@ -141,11 +146,9 @@ class LanService:
         return app
 
     async def __aenter__(self) -> LanService:
-        self.runner = web.AppRunner(self.app(), handle_signals=False)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.server = HardenedServer(self.app(), self.host, self.port, limits=self.limits)
+        await self.server.__aenter__()
+        self.port = self.server.port
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.zc = AsyncZeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only)
         address = self.host if self.host not in ("0.0.0.0", "") else _primary_address()
@@ -167,8 +170,8 @@ class LanService:
             await self.zc.async_close()
         if self.session is not None:
             await self.session.close()
-        if self.runner is not None:
-            await self.runner.cleanup()
+        if self.server is not None:
+            await self.server.__aexit__(*exc)
 
     async def _key(self, request: web.Request) -> web.Response:
         return web.json_response({"kid": self.key.kid, "jwk": self.key.public_jwk})
