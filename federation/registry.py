@@ -235,7 +235,7 @@ class AgencyEntry:
     since: int
     jwk: dict[str, str] = field(compare=False)
     recipient: str
-    contact: str
+    contact: str  # empty when the registry lists none
 
     @property
     def since_date(self) -> date:
@@ -334,7 +334,7 @@ def verify_registry(
             since=agency.since,
             jwk=jwk,
             recipient=agency.recipient,
-            contact=agency.contact,
+            contact=agency.contact or "",
         )
     return VerifiedRegistry(
         token=message.token,

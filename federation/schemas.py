@@ -231,7 +231,8 @@ class Agency(_Strict):
     since: NumericDate
     jwk: PublicJwk
     recipient: Annotated[str, Field(max_length=62), AfterValidator(_age_recipient)]
-    contact: Text500
+    # How residents reach the agency; optional, and absent when the authority gave none.
+    contact: Text500 | None = None
 
     @model_validator(mode="after")
     def _kid_matches_jwk(self) -> Agency:

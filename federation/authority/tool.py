@@ -143,7 +143,7 @@ def add_agency(
     *,
     jurisdiction: Any,
     since: date | str,
-    contact: str,
+    contact: str | None = None,
 ) -> dict[str, Any]:
     """List an agency in the next registry version; return its registry entry."""
     state = _load_state(data_dir)
@@ -156,14 +156,16 @@ def add_agency(
         "since": since_from_date(since),
         "jwk": public["jwk"],
         "recipient": public["recipient"],
-        "contact": contact,
     }
+    if contact:  # optional: a registry without one says nothing rather than ""
+        entry["contact"] = contact
     try:
         Agency.model_validate(entry)
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "agency"
-        raise AuthorityError(f"{where}: {first['msg']}", reason="bad_card") from err
+        detail = first["msg"].removeprefix("Value error, ")
+        raise AuthorityError(f"{where}: {detail}", reason="bad_card") from err
     if any(a["kid"] == entry["kid"] for a in state["agencies"]):
         raise AuthorityError(
             f"agency {entry['kid']} is already listed; remove it first to change it",

@@ -35,7 +35,7 @@ from federation.gateway.errors import (
     error_response,
 )
 from federation.gateway.log import GatewayLog, LogCommitter, LogRoutes
-from federation.gateway.registry_page import render_registry_page
+from federation.gateway.registry_page import PAGE_HEADERS, render_public_page
 from federation.gateway.relay import CHUNK, ClipStore
 from federation.gateway.store import Replay
 from federation.hop import HopDigestError, HopUnknownKey, parse_content_digest
@@ -160,7 +160,10 @@ class RequestService:
         if peeked.kind == "registry":
             jwk_text = self.store.get_meta(AUTHORITY_JWK_META) or "{}"
             agencies = {
-                a["kid"]: {k: a[k] for k in ("jwk", "name", "jurisdiction", "since", "contact")}
+                a["kid"]: {
+                    **{k: a[k] for k in ("jwk", "name", "jurisdiction", "since")},
+                    "contact": a.get("contact") or "",
+                }
                 for a in claims["agencies"]
             }
             rs.ingest_registry(
@@ -234,7 +237,8 @@ class RequestService:
         app.router.add_post("/v1/registry", self.handle_post_registry)
         app.router.add_get("/v1/registry", self.handle_get_registry)
         app.router.add_get("/v1/registry/summary", self.handle_registry_summary)
-        app.router.add_get("/registry", self.handle_registry_page)
+        app.router.add_get("/", self.handle_public_page)
+        app.router.add_get("/registry", self.handle_public_page)
         app.router.add_post("/v1/requests", self.handle_post_request)
         app.router.add_get("/v1/requests/{id}/status", self.handle_status)
         app.router.add_get("/v1/requests/{id}/answers", self.handle_answers)
@@ -374,13 +378,20 @@ class RequestService:
         """GET /v1/registry/summary: agencies, their request counts and announcements."""
         return web.json_response(await self._read(self._summary))
 
-    async def handle_registry_page(self, request: web.Request) -> web.Response:
-        """GET /registry: the public page of agencies and their requests."""
+    async def handle_public_page(self, request: web.Request) -> web.Response:
+        """GET / (and /registry): the neighbourhood, its agencies and their requests, its log."""
+        checkpoint = self.log.signed_checkpoint
         summary = await self._read(self._summary)
-        html = render_registry_page(
-            summary, neighbourhood=self.settings.name, now=self.gateway.clock()
+        page = render_public_page(
+            summary,
+            neighbourhood=self.settings.name,
+            neighbourhood_id=self.gateway.kid,
+            checkpoint=checkpoint,
+            now=self.gateway.clock(),
         )
-        return web.Response(text=html, content_type="text/html", charset="utf-8")
+        return web.Response(
+            text=page, content_type="text/html", charset="utf-8", headers=PAGE_HEADERS
+        )
 
     # -- intake -----------------------------------------------------------------------------
 

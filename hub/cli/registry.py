@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jurisdiction", required=True,
                    help="LAT,LON,RADIUS_M, or h3:CELL[,CELL...] (resolution 7 or coarser)")
     p.add_argument("--since", required=True, help="YYYY-MM-DD, the partnership's start")
-    p.add_argument("--contact", default="", help="how residents reach the agency")
+    p.add_argument("--contact", help="how residents reach the agency (optional)")
     p = regsub.add_parser("remove", help="delist an agency from the next version")
     required_data(p, "the authority's data dir")
     p.add_argument("kid")
