@@ -100,7 +100,8 @@ async def sign_in(client: aiohttp.ClientSession, name: str, passphrase: str) -> 
     """Post the sign-in form as a browser would (its login token from the form's cookie)."""
     async with client.get("/login") as page:
         text = await page.text()
-    token = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+    # The sign-in form's token: the last on the page (a signed-in page also has the sign-out form).
+    token = re.findall(r'name="csrf" value="([^"]+)"', text)[-1]
     return await client.post("/login", data={"csrf": token, "name": name, "passphrase": passphrase,
                                              "next": "/"}, allow_redirects=False)
 
