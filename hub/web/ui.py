@@ -241,7 +241,7 @@ def _unlock(hub, name: str, passphrase: str):
     if not passphrase:
         raise PassphraseError("empty passphrase")
     if name == HOUSEHOLD:
-        return unlock_household_identity_quietly(hub, passphrase), OWNER, None
+        return unlock_household_identity(hub.data, passphrase), OWNER, None
     person = hub.people.get(name)
     if person is None:
         # Spend the same scrypt work as a real account, so a name's existence does not show.
@@ -250,11 +250,6 @@ def _unlock(hub, name: str, passphrase: str):
     identity = hub.people.unlock(name, passphrase)
     cameras = None if person.role == OWNER else frozenset(person.cameras)
     return identity, person.role, cameras
-
-
-def unlock_household_identity_quietly(hub, passphrase: str):
-    """Open the household identity (the owner's account)."""
-    return unlock_household_identity(hub.data, passphrase)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
