@@ -146,3 +146,40 @@ def _send_raw(port: int, payload: bytes) -> bytes:
         while chunk := sock.recv(65536):
             answer += chunk
         return answer
+
+
+async def test_a_flood_from_many_addresses_meets_the_descriptor_reserve(tmp_path):
+    """Twenty addresses at their cap would need 320 descriptors of 256: the rest are refused
+    with 503 server_busy, the gateway keeps its reserve and never runs out, and once the flood
+    is closed at the deadline a normal client is served again."""
+    data = tmp_path / "gateway"
+    init_gateway(data, name="Busy Street")
+    write_settings(data, idle_timeout_s=IDLE_TIMEOUT_S,
+                   max_connections_per_address=PER_ADDRESS)
+    gateway = await start_gateway_proc(data, tmp_path, preexec_fn=_limit_descriptors)
+    flood = open_flood("127.0.0.1", gateway.port,
+                       {"idle": {address: PER_ADDRESS for address in addresses(2, 20)}})
+    try:
+        await asyncio.wait_for(flood.opened.wait(), 60)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(gateway.url + "/checkpoint") as reply:
+                during = (reply.status, reply.headers.get("Retry-After"),
+                          reply.headers.get("Porchlight-Error-Reason"))
+            await flood.wait_closed(timeout=IDLE_TIMEOUT_S + 30)
+            async with session.get(gateway.url + "/checkpoint") as reply:
+                after = reply.status
+    finally:
+        await flood.stop()
+        stderr = gateway.proc.stderr()
+        await gateway.proc.stop()
+    assert during == (503, "5", "server_busy")
+    assert after == 200
+    refused = [c for c in flood.connections if c.refused]
+    held = [c for c in flood.connections if not c.refused]
+    assert refused and {c.refusal()[1]["reason"] for c in refused} == {"server_busy"}
+    # The reserve: at most the limit less 64 descriptors, less those the gateway holds itself.
+    assert 100 < len(held) <= DESCRIPTORS - 64
+    assert all(c.closed is not None and c.answer == b"" for c in held)
+    assert "refusing connections over the limits" in stderr
+    for bad in ("Too many open files", "out of descriptors", "Traceback"):
+        assert bad not in stderr, stderr
