@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,13 +17,21 @@ from federation.keys import SigningKey, load_private_key
 from hub.config import Config
 from hub.datadir import DataDir, write_private
 from hub.errors import PassphraseError
+from hub.words import count
 
 ENV_PASSPHRASE = "PORCHLIGHT_PASSPHRASE"
 MIN_PASSPHRASE = 12
+PROMPT_ATTEMPTS = 3
 
 
-def read_passphrase(file: Path | None, *, confirm: bool = False) -> str:
-    """Read the owner's passphrase from --passphrase-file, PORCHLIGHT_PASSPHRASE, or a prompt."""
+def read_passphrase(
+    file: Path | None, *, confirm: bool = False, check: Callable[[str], None] | None = None
+) -> str:
+    """Read the owner's passphrase from --passphrase-file, PORCHLIGHT_PASSPHRASE, or a prompt.
+
+    `check` raises PassphraseError for a passphrase it refuses (too short, wrong); at a prompt
+    it runs before the confirmation is asked, and a refused passphrase is asked again.
+    """
     if file is not None:
         try:
             text = Path(file).read_text(encoding="utf-8")
@@ -33,17 +41,47 @@ def read_passphrase(file: Path | None, *, confirm: bool = False) -> str:
     elif os.environ.get(ENV_PASSPHRASE):
         value = os.environ[ENV_PASSPHRASE]
     elif sys.stdin.isatty():
-        value = getpass.getpass("Household passphrase: ")
-        if confirm and getpass.getpass("Repeat the passphrase: ") != value:
-            raise PassphraseError("the two passphrases differ; nothing was created")
+        return _ask(confirm, check)
     else:
         raise PassphraseError(
             "a passphrase is needed: use --passphrase-file FILE, set PORCHLIGHT_PASSPHRASE, "
             "or run in a terminal"
         )
+    _accept(value, check)
+    return value
+
+
+def _accept(value: str, check: Callable[[str], None] | None) -> None:
     if not value:
         raise PassphraseError("the passphrase is empty")
-    return value
+    if check is not None:
+        check(value)
+
+
+def _ask(confirm: bool, check: Callable[[str], None] | None) -> str:
+    """Prompt until a passphrase is accepted, at most PROMPT_ATTEMPTS times."""
+    for attempt in range(1, PROMPT_ATTEMPTS + 1):
+        value = getpass.getpass("Household passphrase: ")
+        try:
+            # Check first: confirming a passphrase that is then refused wastes the typing.
+            _accept(value, check)
+            if confirm and getpass.getpass("Repeat the passphrase: ") != value:
+                raise PassphraseError("the two passphrases differ")
+            return value
+        except PassphraseError as err:
+            if attempt == PROMPT_ATTEMPTS:
+                raise
+            left = PROMPT_ATTEMPTS - attempt
+            sys.stderr.write(f"{err}; try again ({count(left, 'try', 'tries')} left)\n")
+    raise AssertionError("unreachable")
+
+
+def unlock_household(data: DataDir, file: Path | None) -> pyrage.x25519.Identity:
+    """Ask for the passphrase and open the household identity; at a prompt, ask again if wrong."""
+    opened: list[pyrage.x25519.Identity] = []
+    read_passphrase(file, check=lambda value: opened.append(
+        unlock_household_identity(data, value)))
+    return opened[-1]
 
 
 def check_new_passphrase(value: str) -> None:

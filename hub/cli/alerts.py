@@ -76,12 +76,12 @@ def _alert_attachments(hub, args) -> tuple[list[tuple[bytes, str]], int]:
             raise UsageError(f"--photo: cannot read {args.photo}: {err.strerror}") from None
         photo, faces = prepare_photo(hub, data, blur=blur)
         return [(photo, "image/jpeg")], faces
-    from hub.household import read_passphrase, unlock_household_identity
+    from hub.household import unlock_household
 
     if hub.db.execute("select 1 from events where id = ?", [args.event]).fetchone() is None:
         raise UsageError(f"--event: no event {args.event!r} on this hub "
                          "(see `porchlight events list`)")
-    identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+    identity = unlock_household(hub.data, args.passphrase_file)
     return event_attachments(hub, args.event, identity, blur=blur)
 
 

@@ -91,14 +91,14 @@ def cmd_footage_list(args) -> int:
 
 
 def cmd_footage_export(args) -> int:
-    from hub.household import read_passphrase, unlock_household_identity
+    from hub.household import unlock_household
     from hub.vault.footage import export_footage
 
     start, end = window(args)
     hub = open_hub(args)
 
     def unlock():
-        return unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+        return unlock_household(hub.data, args.passphrase_file)
 
     try:
         result = export_footage(hub, args.camera, start, end, args.out, unlock)

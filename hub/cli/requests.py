@@ -85,7 +85,7 @@ def _with_gateway(hub, work):
 
 
 def cmd_requests_approve(args) -> int:
-    from hub.household import read_passphrase, unlock_household_identity
+    from hub.household import unlock_household
     from hub.neighbourhood.requests import approve, get_request
 
     hub = open_hub(args)
@@ -93,7 +93,7 @@ def cmd_requests_approve(args) -> int:
         request = get_request(hub, args.id)
         if request["status"] != "pending":
             raise UsageError(f"request {args.id} is {request['status']}, not pending")
-        identity = unlock_household_identity(hub.data, read_passphrase(args.passphrase_file))
+        identity = unlock_household(hub.data, args.passphrase_file)
         decision = _with_gateway(hub, lambda client, gateway: approve(
             hub, client, gateway, args.id, identity, args.camera or None, args.blur_faces))
     finally:

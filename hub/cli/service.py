@@ -25,11 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_init(args) -> int:
-    from hub.household import read_passphrase
+    from hub.household import check_new_passphrase, read_passphrase
     from hub.init import create_hub, parse_location
 
     location = parse_location(args.location) if args.location else None
-    passphrase = read_passphrase(args.passphrase_file, confirm=True)
+    passphrase = read_passphrase(args.passphrase_file, confirm=True, check=check_new_passphrase)
     data = create_hub(args.data, passphrase, name=args.name, location=location)
     print(f"created hub in {data.root}")
     print(f"household recipient: {data.recipient.read_text().strip()}")
