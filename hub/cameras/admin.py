@@ -133,12 +133,12 @@ def remove_camera(data: DataDir, name: str) -> None:
 
 def add_onvif_camera(data: DataDir, name: str, *, onvif: str, user: str | None,
                      password_file: Path | None, profile: str | None = None,
-                     mode: str = "continuous", analysis: bool = True) -> dict:
+                     mode: str = "continuous", analysis: bool = True,
+                     password: str | None = None) -> dict:
     """Add an ONVIF camera (HOST[:PORT]) to config.toml; its password goes to a secret file."""
     check_camera_name(name)
     _check_analysis(mode, analysis)
     host, port = _host_port(onvif)
-    password = None
     if password_file is not None:
         try:
             password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
@@ -173,3 +173,56 @@ def _host_port(text: str) -> tuple[str, int]:
     if not match or (port and not 0 < int(port) < 65536):
         raise UsageError(f"--onvif {text!r} is not HOST[:PORT] (example: 192.168.1.20:80)")
     return match["v6"] or match["host"], int(port) if port else 80
+
+
+def rename_camera(data: DataDir, old: str, new: str) -> None:
+    """Rename a camera in config.toml (footage already recorded keeps the old name)."""
+    check_camera_name(new)
+    document = _load(data)
+    cameras = document.get("cameras") or []
+    if any(c["name"] == new for c in cameras):
+        raise UsageError(f"camera {new!r} already exists")
+    table = next((c for c in cameras if c["name"] == old), None)
+    if table is None:
+        raise UsageError(f"no camera {old!r} in config.toml")
+    table["name"] = new
+    old_secret = data.root / "secrets" / f"{old}.password"
+    new_secret = data.root / "secrets" / f"{new}.password"
+    password = table.get("password")
+    moves_secret = (hasattr(password, "get") and password.get("file") == f"secrets/{old}.password"
+                    and old_secret.exists())
+    if moves_secret:
+        password["file"] = f"secrets/{new}.password"
+        os.link(old_secret, new_secret)
+    try:
+        _save(data, document)
+    except Exception:
+        if moves_secret:
+            new_secret.unlink(missing_ok=True)
+        raise
+    if moves_secret:
+        old_secret.unlink(missing_ok=True)
+
+
+def set_motion_areas(data: DataDir, name: str, masks: list, zones: dict) -> None:
+    """Store a camera's motion masks and zones where its motion detector reads them."""
+    document = _load(data)
+    table = next((c for c in document.get("cameras") or [] if c["name"] == name), None)
+    if table is None:
+        raise UsageError(f"no camera {name!r} in config.toml")
+    settings = dict(table.get("motion", {}).unwrap()) if "motion" in table else {}
+    settings["masks"] = [[list(p) for p in polygon] for polygon in masks]
+    settings["zones"] = {zone: [list(p) for p in polygon] for zone, polygon in zones.items()}
+    kind = settings.get("type", "motion")
+    detectors = collect_types(build_plugin_manager().hook.porchlight_detector_types(), "detector")
+    if kind not in detectors:
+        raise ConfigError(f"camera {name}: unknown detector {kind!r}")
+    try:
+        detectors[kind].Config.model_validate(settings)
+    except ValidationError as err:
+        raise ConfigError(describe(err, f"camera {name}: motion")) from err
+    motion = tomlkit.table()
+    for key, value in settings.items():
+        motion[key] = value
+    table["motion"] = motion
+    _save(data, document)
