@@ -36,6 +36,7 @@ from tests.federation.gateway_fixtures import (  # noqa: F401 - autouse leak che
     no_leaked_tasks,
     no_leaked_threads,
 )
+from tests.outcomes import Outcomes
 
 
 def png(width: int = 8, height: int = 8) -> bytes:
@@ -262,22 +263,54 @@ async def test_photos_are_deleted_with_their_alert(tmp_path):
         assert (caught.value.status, caught.value.reason) == (404, "unknown_alert")
 
 
-@settings(max_examples=500, deadline=None)
-@given(
-    head=st.binary(max_size=16),
-    tail=st.binary(max_size=16),
-    media_type=st.one_of(st.sampled_from([*PHOTO_MAGIC, "video/mp4", ""]), st.text(max_size=20)),
-)
-def test_check_photo_accepts_only_what_begins_and_ends_like_the_listed_photo(
-    head, tail, media_type
-):
-    try:
-        check_photo(head, tail, media_type)
-    except NotAPhoto as err:
-        assert err.reason == "not_a_photo"
-    else:
+@st.composite
+def photo_edges(draw):
+    """Draw the first and last bytes of a real photo, maybe spoiled; return them and the slip."""
+    media_type = draw(st.sampled_from(sorted(PHOTO_MAGIC)))
+    magic, trailer = PHOTO_MAGIC[media_type]
+    head = magic + draw(st.binary(max_size=16))
+    tail = draw(st.binary(max_size=16)) + trailer
+    slip = draw(st.sampled_from(["none", "none", "head", "tail", "type", "video"]))
+    if slip in ("head", "tail"):
+        edge = bytearray(head if slip == "head" else tail)
+        at = draw(st.integers(0, len(edge) - 1))
+        edge[at] ^= draw(st.integers(1, 255))
+        head, tail = (bytes(edge), tail) if slip == "head" else (head, bytes(edge))
+    elif slip == "type":
+        media_type = draw(st.sampled_from([*PHOTO_MAGIC, "video/mp4", "", "IMAGE/PNG"]))
+    elif slip == "video":
+        head, tail = MP4[:16], MP4[-16:]
+    return head, tail, media_type, slip
+
+
+def test_check_photo_accepts_only_what_begins_and_ends_like_the_listed_photo():
+    outcomes = Outcomes()
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        sent=photo_edges()
+        | st.tuples(
+            st.binary(max_size=16),
+            st.binary(max_size=16),
+            st.one_of(st.sampled_from([*PHOTO_MAGIC, "video/mp4", ""]), st.text(max_size=20)),
+            st.just("random"),
+        )
+    )
+    def check(sent):
+        head, tail, media_type, slip = sent
+        try:
+            check_photo(head, tail, media_type)
+        except NotAPhoto as err:
+            outcomes.note("refused")
+            assert err.reason == "not_a_photo"
+            assert slip != "none", "a photo's own edges were refused"
+            return
+        outcomes.note("accepted")
         magic, trailer = PHOTO_MAGIC[media_type]
         assert head.startswith(magic) and tail.endswith(trailer)
+
+    check()
+    outcomes.require("accepted", "refused")
 
 
 @settings(max_examples=200, deadline=None)

@@ -28,6 +28,7 @@ from federation.wire import (
     parse_since,
     parse_token_body,
 )
+from tests.outcomes import Outcomes
 
 KEY = generate_signing_key()
 TOKEN = "eyJhIjoiYiJ9.eyJjIjoiZCJ9.c2ln"
@@ -208,14 +209,63 @@ FRAME_LIKE = st.fixed_dictionaries(
 ).map(lambda v: json.dumps(v).encode())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
-@given(data=st.one_of(RAW, FRAME_LIKE, st.text(max_size=100)))
-def test_fuzz_frame(data):
-    try:
-        frame = parse_frame(data)
-    except (MalformedMessage, SchemaError):
-        return
-    assert frame.seq >= 1
+VALID_FRAME = st.fixed_dictionaries(
+    {
+        "seq": st.integers(1, MAX_SEQ),
+        "kind": st.sampled_from(["alert", "request", "announcement"])
+        | st.from_regex(r"\A[a-z][a-z_]{0,31}\Z"),
+        "id": st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
+        "jws": st.just(TOKEN),
+    },
+    optional={"jwk": st.none() | st.just(JWK), "proof": st.text(min_size=1, max_size=50)},
+)
+
+
+@st.composite
+def mutated(draw, valid):
+    """Draw a valid JSON object and maybe spoil it; return (its encoding, what was done)."""
+    value = draw(valid)
+    how = draw(st.sampled_from(["none", "extra", "none", "drop", "set", "flip", "truncate"]))
+    if how == "extra":
+        # A newer peer's extra field is ignored (a scalar: nesting has its own limit).
+        value["newer_field"] = draw(st.none() | st.booleans() | st.integers() | st.text())
+    elif how == "drop":
+        del value[draw(st.sampled_from(sorted(value)))]
+    elif how == "set":
+        value[draw(st.sampled_from(sorted(value)))] = draw(JSON | st.integers(-3, 2**54))
+    data = json.dumps(value).encode()
+    if how == "flip":
+        at = draw(st.integers(0, len(data) - 1))
+        data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
+    elif how == "truncate":
+        data = data[: draw(st.integers(0, len(data) - 1))]
+    return data, how
+
+
+def test_fuzz_frame():
+    outcomes = Outcomes()
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+    @given(
+        sent=mutated(VALID_FRAME)
+        | st.one_of(RAW, FRAME_LIKE, st.text(max_size=100)).map(lambda d: (d, "random"))
+    )
+    def parse(sent):
+        data, how = sent
+        try:
+            frame = parse_frame(data)
+        except (MalformedMessage, SchemaError):
+            outcomes.note("refused")
+            assert how not in ("none", "extra"), "a valid frame was refused"
+            return
+        outcomes.note("accepted")
+        sent_object = json.loads(data)
+        assert frame.seq >= 1
+        assert (frame.seq, frame.kind, frame.id, frame.jws) == tuple(
+            sent_object[k] for k in ("seq", "kind", "id", "jws"))
+
+    parse()
+    outcomes.require("accepted", "refused")
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=SLOW_OK)
@@ -240,11 +290,49 @@ def test_fuzz_token_body(body):
         pass
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
-@given(code=st.text(max_size=40))
-def test_fuzz_invite_codes(code):
-    try:
-        invite_id, secret = split_invite(code)
-    except ValueError:
-        return
-    assert len(invite_id) == 4 and len(secret) == 16
+@st.composite
+def near_invite_codes(draw):
+    """Draw a real invite code as people type it, maybe with a slip; return (code, slipped)."""
+    code = new_invite_code()
+    # As typed: any case, dashes or spaces or nothing between groups, O for 0, I or L for 1.
+    groups = code.split("-")
+    code = draw(st.sampled_from(["-", " ", "", " - "])).join(groups)
+    code = "".join(c.lower() if draw(st.booleans()) else c for c in code)
+    code = code.replace("0", draw(st.sampled_from(["0", "O", "o"]))).replace(
+        "1", draw(st.sampled_from(["1", "I", "l"])))
+    slip = draw(st.sampled_from(["none", "none", "drop", "add", "replace"]))
+    at = draw(st.integers(0, len(code) - 1))
+    char = draw(st.characters(codec="utf-8"))
+    if slip == "drop":
+        code = code[:at] + code[at + 1 :]
+    elif slip == "add":
+        code = code[:at] + char + code[at:]
+    elif slip == "replace":
+        code = code[:at] + char + code[at + 1 :]
+    return code, slip
+
+
+def test_fuzz_invite_codes():
+    outcomes = Outcomes()
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+    @given(typed=near_invite_codes() | st.text(max_size=40).map(lambda c: (c, "random")))
+    def split(typed):
+        code, slip = typed
+        try:
+            invite_id, secret = split_invite(code)
+        except ValueError:
+            outcomes.note("refused")
+            assert slip != "none", f"a real code as typed was refused: {code!r}"
+            return
+        outcomes.note("accepted")
+        assert len(invite_id) == 4 and len(secret) == 16
+        assert all(c in ALPHABET for c in invite_id + secret)
+        if slip == "none":
+            # Case, separators and look-alike letters never change which invite it is.
+            typed_back = "".join(code.split()).replace("-", "").upper()
+            assert invite_id + secret == typed_back.replace("O", "0").translate(
+                str.maketrans("IL", "11"))
+
+    split()
+    outcomes.require("accepted", "refused")
