@@ -78,13 +78,15 @@ class Flood:
 
 async def _hold(conn: Connection, host: str, port: int, drip_s: float, started: list[int],
                 total: int, opened: asyncio.Event) -> None:
+    # Before the connect: the server's deadline starts when it accepts, which is after this
+    # (and maybe before this busy task runs again), so lifetimes are never under-counted.
+    conn.opened = time.monotonic()
     try:
         reader, writer = await asyncio.open_connection(host, port, local_addr=(conn.address, 0))
     except OSError as err:
         conn.error = f"connect: {err!r}"
         raise
     finally:
-        conn.opened = time.monotonic()
         started[0] += 1
         if started[0] == total:
             opened.set()
