@@ -42,7 +42,7 @@ async def test_hub_web_server_serves_through_idle_and_slowloris_clients(hub_dir)
     proc, port = _start(hub_dir)
     plan = {"idle": {a: 20 for a in addresses(2, 3)},
             "slowloris": {a: 10 for a in addresses(5, 3)}}
-    flood = open_flood("127.0.0.1", port, plan, drip_s=1.0)
+    flood = open_flood("127.0.0.1", port, plan, drip_s=0.5)
     timings = []
     try:
         await asyncio.wait_for(flood.opened.wait(), 60)
