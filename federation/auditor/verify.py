@@ -33,13 +33,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from federation.answers import verify_answer
 from federation.auditor.tiles import RebuiltLog, rebuild_log
 from federation.errors import FederationError
 from federation.http import GatewayKeyChanged, GatewayRejected, PublicGatewayClient
-from federation.keys import KeyInvalid, thumbprint
+from federation.jws import verify_message
+from federation.keys import KeyInvalid, KeySet, thumbprint
 from federation.neighbourhood_log import (
     MAX_ENTRIES_PER_PAGE,
     PeekedEntry,
@@ -48,6 +48,7 @@ from federation.neighbourhood_log import (
 )
 from federation.registry import VerifiedRegistry, verify_registry
 from federation.request_rules import check_request_jws
+from federation.schemas import TYP_ANSWER, AnswerClaims
 from federation.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from federation.tlog.merkle import (
     HASH_SIZE,
@@ -208,9 +209,10 @@ class _Auditor:
                 index, "answer_key_mismatch", "the key the gateway vouches for is not the signer's"
             )
             return
-        # Signed by a one-time key it carries (federation/answers.py): it names no household.
-        message = verify_answer(jws, audience=self.gateway_kid, now=at)
-        claims = message.claims
+        message = verify_message(
+            jws, typ=TYP_ANSWER, trusted=KeySet([jwk]), audience=self.gateway_kid, now=at
+        )
+        claims = cast(AnswerClaims, message.model)
         if claims.request not in self.requests:
             self.report.add(
                 index,
@@ -220,7 +222,7 @@ class _Auditor:
         pair = (claims.request, message.kid)
         if pair in self.answered:
             self.report.add(
-                index, "duplicate_answer", f"key {message.kid} answered {claims.request} twice"
+                index, "duplicate_answer", f"hub {message.kid} answered {claims.request} twice"
             )
         self.answered.add(pair)
 
