@@ -23,13 +23,15 @@ from hub.cli import (
     registry,
     requests,
     service,
+    witness,
 )
 from hub.cli.common import Parser, data_dir_locks
 from hub.datadir import default_data_dir
 from hub.errors import PorchlightError, UsageError
 
 # In the order `porchlight --help` lists them.
-NOUNS = (service, demo, camera, events, join, requests, alerts, gateway, registry, agency, log, footage,)
+NOUNS = (service, demo, camera, events, join, requests, alerts, gateway, registry, agency, log,
+         witness, footage)
 
 
 def build_parser() -> Parser:
