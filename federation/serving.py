@@ -211,6 +211,9 @@ class _GuardedSite(web.BaseSite):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if self._port == 0 and len(self._sockets) > 1:
+                    # Port 0 on a name with two addresses (localhost): one port for both.
+                    address = (address[0], self._sockets[0].getsockname()[1], *address[2:])
                 try:
                     sock.bind(address)
                 except OSError as err:
