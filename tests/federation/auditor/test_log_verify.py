@@ -198,22 +198,23 @@ async def test_a_log_of_10000_entries_verifies_through_a_slow_proxy(tmp_path):
     assert (tmp_path / "auditor" / "log-state" / STATE_CHECKPOINT).exists()
 
 
-# A log of 603 entries: tiles 0/000, 0/001, 0/002.p/91, 1/000.p/2, entries 000, 001, 002.p/91.
+# A log of 303 entries: tiles 0/000, 0/001.p/47, 1/000.p/1, entries 000, 001.p/47. Each case
+# flips one byte: of the last entry of a bundle (a request's signature), or of a hash.
 # An altered entry bundle leaves its entry unchecked; an altered hash tile leaves none.
-CHECKED_ALL = "601 requests, 1 answer), 7 tiles and 603 proofs checked"
-CHECKED_BUT_ONE = "600 requests, 1 answer, 1 unchecked), 7 tiles and 602 proofs checked"
+CHECKED_ALL = "301 requests, 1 answer), 5 tiles and 303 proofs checked"
+CHECKED_BUT_ONE = "300 requests, 1 answer, 1 unchecked), 5 tiles and 302 proofs checked"
 ALTERED = [
-    ("tile/entries/001", 102,
-     "tile/entries/001 is altered: entry 256 does not match the signed checkpoint",
+    ("tile/entries/000", -1,
+     "tile/entries/000 is altered: entry 255 does not match the signed checkpoint",
      CHECKED_BUT_ONE),
-    ("tile/0/001", 5,
-     "tile/0/001 is altered: its hashes do not match the entries or the hash tile/1/000.p/2 "
+    ("tile/0/000", 5,
+     "tile/0/000 is altered: its hashes do not match the entries or the hash tile/1/000.p/1 "
      "holds for it", CHECKED_ALL),
-    ("tile/0/002.p/91", 5,
-     "tile/0/002.p/91 is altered: its hashes do not match the entries or the signed checkpoint",
+    ("tile/0/001.p/47", 5,
+     "tile/0/001.p/47 is altered: its hashes do not match the entries or the signed checkpoint",
      CHECKED_ALL),
-    ("tile/entries/002.p/91", 102,
-     "tile/entries/002.p/91 is altered: entry 512 does not match the signed checkpoint",
+    ("tile/entries/001.p/47", -1,
+     "tile/entries/001.p/47 is altered: entry 302 does not match the signed checkpoint",
      CHECKED_BUT_ONE),
 ]
 
@@ -223,13 +224,13 @@ async def test_one_flipped_byte_in_any_tile_is_named(tmp_path):
 
     def rewrite(method: str, target: str, status: int, body: bytes) -> bytes | None:
         offset = altered.get(target.removeprefix("/"))
-        return None if offset is None else _flip(body, offset)
+        return None if offset is None else _flip(body, offset % len(body))
 
     async with (
-        filled_log(tmp_path, 600) as log,
+        filled_log(tmp_path, 300) as log,
         slow_proxy(log.url, rewrite=rewrite) as proxy,
     ):
-        assert log.size == 603
+        assert log.size == 303
         for number, (path, offset, message, checked) in enumerate(ALTERED):
             altered.clear()
             altered[path] = offset
@@ -239,7 +240,7 @@ async def test_one_flipped_byte_in_any_tile_is_named(tmp_path):
             )
             assert (code, err) == (1, ""), path
             assert out.splitlines() == [
-                f"log of {proxy.url}: 603 entries (1 registry version, {checked}",
+                f"log of {proxy.url}: 303 entries (1 registry version, {checked}",
                 f"problem: {message}",
                 "NOT OK: 1 problem",
             ], path
@@ -248,15 +249,15 @@ async def test_one_flipped_byte_in_any_tile_is_named(tmp_path):
 
         # The same audit in JSON names the tile too.
         altered.clear()
-        altered["tile/0/001"] = 5
+        altered["tile/0/000"] = 5
         code, out, _ = await porchlight(
             "log", "verify", "--gateway", proxy.url, "--data", str(tmp_path / "j"), "--json"
         )
     assert code == 1
     report = json.loads(out)
-    assert (report["ok"], report["size"], report["tiles_checked"]) == (False, 603, 7)
+    assert (report["ok"], report["size"], report["tiles_checked"]) == (False, 303, 5)
     assert report["problems"] == [
-        {"index": None, "reason": "tile_altered", "tile": "tile/0/001", "message": ALTERED[1][2]}
+        {"index": None, "reason": "tile_altered", "tile": "tile/0/000", "message": ALTERED[1][2]}
     ]
 
 

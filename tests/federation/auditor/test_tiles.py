@@ -70,7 +70,7 @@ def test_honest_tiles_rebuild_the_checkpoint(size):
     assert rebuilt.reader().root(size // 2) == log.root_at(size // 2)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     size=st.sampled_from([1, 2, 255, 256, 257, 511, 512, 600, 65536 + 300]),
     pick=st.integers(min_value=0),
