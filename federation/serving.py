@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Out of descriptors or kernel memory: wait a moment for connections to close, then accept again.
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_EXHAUSTED_PAUSE_S = 0.05
+_PAUSE_S = 0.05
 _WARN_EVERY_S = 60.0
 _SERVER_LOG = logging.getLogger("aiohttp.server")
 
@@ -256,10 +256,12 @@ class _GuardedSite(web.BaseSite):
             try:
                 conn, address = await loop.sock_accept(sock)
             except OSError as err:
-                if err.errno in _EXHAUSTED:
-                    self._warn("out of descriptors (%s); accepting again in a moment", err)
-                    await asyncio.sleep(_EXHAUSTED_PAUSE_S)
-                # Otherwise a connection that died in the queue (ECONNABORTED): next one.
+                # A connection that died in the queue (ECONNABORTED): on to the next one.
+                # Anything else, running out of descriptors above all: pause, never spin.
+                if err.errno != errno.ECONNABORTED:
+                    what = "out of descriptors" if err.errno in _EXHAUSTED else "accept failed"
+                    self._warn("%s (%s); accepting again in a moment", what, err)
+                    await asyncio.sleep(_PAUSE_S)
                 continue
             self._admit(conn, address)
 
