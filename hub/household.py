@@ -17,7 +17,7 @@ from federation.keys import SigningKey, load_private_key
 from hub.config import Config
 from hub.datadir import DataDir, write_private
 from hub.errors import PassphraseError
-from hub.words import count
+from hub.words import plural
 
 ENV_PASSPHRASE = "PORCHLIGHT_PASSPHRASE"
 MIN_PASSPHRASE = 12
@@ -72,7 +72,7 @@ def _ask(confirm: bool, check: Callable[[str], None] | None) -> str:
             if attempt == PROMPT_ATTEMPTS:
                 raise
             left = PROMPT_ATTEMPTS - attempt
-            sys.stderr.write(f"{err}; try again ({count(left, 'try', 'tries')} left)\n")
+            sys.stderr.write(f"{err}; try again ({plural(left, 'try', 'tries')} left)\n")
     raise AssertionError("unreachable")
 
 

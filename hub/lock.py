@@ -76,6 +76,28 @@ class DataDirLock:
         self.release()
 
 
+def running_holder(root: Path, name: str = HUB_LOCK) -> str | None:
+    """Say who holds a lock ("pid N: command") without taking it; None when nobody does.
+
+    Reading only: taking even a shared lock for a moment could make a hub that starts at that
+    moment fail. A lock file outlives its holder only when the holder was killed, so a file
+    naming a process that is gone counts as free.
+    """
+    try:
+        content = (Path(root) / name).read_bytes()[:MAX_HOLDER_BYTES]
+    except FileNotFoundError:
+        return None
+    pid = content.decode("utf-8", "replace").partition(" ")[0]
+    if pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, under another user
+    return _describe(content)
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         current = os.stat(path)

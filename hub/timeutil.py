@@ -27,6 +27,11 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def iso_second(value: datetime) -> str:
+    """Format a datetime for people: ISO 8601 UTC to the second, with a Z."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def from_iso(text: str) -> datetime:
     """Read a time the hub itself stored."""
     return datetime.fromisoformat(text)
@@ -40,4 +45,4 @@ def utcnow() -> datetime:
 def check_window(start: datetime | None, end: datetime | None) -> None:
     """Refuse a time window whose start is after its end."""
     if start is not None and end is not None and start > end:
-        raise UsageError(f"--from {iso(start)} is after --to {iso(end)}")
+        raise UsageError(f"--from {iso_second(start)} is after --to {iso_second(end)}")

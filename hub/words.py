@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 
-def count(number: int, one: str, many: str | None = None) -> str:
+def plural(number: int, one: str, many: str | None = None) -> str:
     """Write a number with its noun in the singular or the plural ("1 segment", "0 segments")."""
     return f"{number} {one if number == 1 else (many or one + 's')}"

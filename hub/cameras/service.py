@@ -20,7 +20,8 @@ from hub.cameras.sources import CameraState, CameraUnavailable, build_source, re
 from hub.config import CameraEntry, load_config
 from hub.errors import ConfigError, PorchlightError
 from hub.plugins import collect_types
-from hub.timeutil import iso
+from hub.timeutil import from_iso, iso, iso_second
+from hub.words import plural
 
 log = logging.getLogger(__name__)
 ANALYSIS_INTERVAL_S = 0.2  # analyse at most 5 frames per second
@@ -64,7 +65,8 @@ class CameraAnalysis:
                 "peak_area": 0.0, "snapshot": None})
             self.hub.emit({"kind": "motion", "camera": self.camera, "id": row["id"],
                            "start": row["start"], "end": row["end"],
-                           "summary": f"motion on {self.camera} at {row['start']} (camera events)"})
+                           "summary": f"motion on {self.camera} at "
+                                      f"{iso_second(from_iso(row['start']))} (camera events)"})
         self.active = moving
 
     def _apply(self, update) -> None:
@@ -80,7 +82,8 @@ class CameraAnalysis:
             row = record_event(self.hub.vault, self.camera, event)
             self.hub.emit({"kind": "motion", "camera": self.camera, "id": row["id"],
                            "start": row["start"], "end": row["end"],
-                           "summary": f"motion on {self.camera} at {row['start']}"})
+                           "summary": f"motion on {self.camera} at "
+                                      f"{iso_second(from_iso(row['start']))}"})
         elif self.active and not update.active:
             self.timeline.end(datetime.now(UTC))
         self.active = update.active
@@ -232,7 +235,7 @@ class CameraService:
         recorder.stop()  # joins the recorder, then closes the source both threads used
         if analysis is not None:
             analysis.finish()
-        log.info("camera %s: stopped (%d segments sealed)", name, recorder.sealed)
+        log.info("camera %s: stopped (%s sealed)", name, plural(recorder.sealed, "segment"))
 
     def stop_all(self) -> None:
         """Stop every recorder, sealing what each captured."""
@@ -257,4 +260,28 @@ class CameraService:
 def camera_states(db) -> dict[str, dict]:
     """Return the last state each camera reported."""
     return {row["camera"]: row for row in db["camera_state"].rows}
+
+
+# A configured camera in one of these states records nothing: the hub is degraded. (`stopped`
+# while configured is a camera that could not start, or one that is being restarted.)
+DOWN_STATES = frozenset({CameraState.RECONNECTING, CameraState.AUTH_FAILED,
+                         CameraState.UNREACHABLE, CameraState.STOPPED})
+
+
+def camera_health(hub) -> dict:
+    """Return each configured camera's state, and `degraded` if any of them is down."""
+    try:
+        # config.toml as it is now: cameras added or removed since the start count.
+        configured = load_config(hub.data.root).cameras
+    except ConfigError:
+        configured = hub.config.cameras
+    states = camera_states(hub.db)
+    cameras = {}
+    for entry in configured:
+        row = states.get(entry.name, {})
+        # No detail: /healthz answers without a sign-in, and details name camera addresses.
+        cameras[entry.name] = {"state": row.get("state", CameraState.STARTING.value),
+                               "since": row.get("since")}
+    down = sorted(name for name, camera in cameras.items() if camera["state"] in DOWN_STATES)
+    return {"status": "degraded" if down else "ok", "down": down, "cameras": cameras}
 

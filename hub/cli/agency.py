@@ -13,6 +13,7 @@ from hub.cli.common import (
     window,
 )
 from hub.errors import UsageError
+from hub.words import plural
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,6 +102,6 @@ def cmd_agency_fetch(args) -> int:
 
     manifest = run_async(agency_fetch(args.data, args.gateway, args.id, args.out))
     clips = manifest.get("clips", [])
-    print(f"fetched {len(clips)} clips into {args.out}; chain of custody in "
+    print(f"fetched {plural(len(clips), 'clip')} into {args.out}; chain of custody in "
           f"{args.out / 'manifest.json'}")
     return 0

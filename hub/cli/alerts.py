@@ -13,7 +13,7 @@ from hub.cli.common import (
     print_json,
 )
 from hub.errors import UsageError
-from hub.timeutil import iso
+from hub.timeutil import iso_second
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,5 +99,5 @@ def cmd_alerts_list(args) -> int:
         print("no alerts")
     else:
         for a in alerts:
-            print(f"{iso(a.issued)}  {a.category.replace('_', ' '):<15} {a.verification}: {a.text}")
+            print(f"{iso_second(a.issued)}  {a.category.replace('_', ' '):<15} {a.verification}: {a.text}")
     return 0

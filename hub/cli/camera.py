@@ -99,10 +99,12 @@ def cmd_camera_remove(args) -> int:
 
 def cmd_camera_list(args) -> int:
     from hub.cameras.service import camera_states
+    from hub.lock import running_holder
 
     hub = open_hub(args)
     try:
-        states = camera_states(hub.db)
+        # States are what a running hub last saw: with no hub running, none of them holds.
+        states = camera_states(hub.db) if running_holder(hub.data.root) else {}
         cameras = [{"name": c.name, "type": c.type, "mode": c.mode,
                     "state": states.get(c.name, {}).get("state", "not running"),
                     "detail": states.get(c.name, {}).get("detail", ""),

@@ -12,6 +12,8 @@ from hub.cli.common import (
     window,
     window_args,
 )
+from hub.timeutil import from_iso, iso_second
+from hub.words import plural
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +43,7 @@ def cmd_events_list(args) -> int:
         print("no events")
     else:
         for e in events:
-            print(f"{e['camera']:<16} {e['start']} .. {e['end']}  zones={','.join(e['zones']) or '-'}"
-                  f"  segments={len(e['segments'])}  {e['id']}")
+            print(f"{e['camera']:<16} {iso_second(from_iso(e['start']))} .. "
+                  f"{iso_second(from_iso(e['end']))}  zones={','.join(e['zones']) or '-'}  "
+                  f"{plural(len(e['segments']), 'segment')}  {e['id']}")
     return 0

@@ -15,7 +15,8 @@ from hub.cli.common import (
     window_args,
 )
 from hub.errors import PorchlightError, UsageError
-from hub.timeutil import iso, parse_time
+from hub.timeutil import iso_second, parse_time
+from hub.words import plural
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +62,7 @@ def cmd_footage_import(args) -> int:
         segments = import_files(hub, args.camera, start, args.files)
     finally:
         hub.close()
-    print(f"sealed {len(segments)} segments of {args.camera} into the vault")
+    print(f"sealed {plural(len(segments), 'segment')} of {args.camera} into the vault")
     return 0
 
 
@@ -82,10 +83,11 @@ def cmd_footage_list(args) -> int:
     if not segments:
         print("no footage")
         return 0
-    print(f"{'camera':<16} {'start':<27} {'end':<27} {'type':<8} {'size':>10} {'status':<8} id")
+    print(f"{'camera':<16} {'start':<20} {'end':<20} {'type':<8} {'size':>10} {'status':<8} id")
     for s in segments:
         kind = "video" if s.media_type == SEGMENT_TYPE else "snapshot"
-        print(f"{s.camera:<16} {iso(s.start):<27} {iso(s.end):<27} {kind:<8} {s.size:>10} "
+        print(f"{s.camera:<16} {iso_second(s.start):<20} {iso_second(s.end):<20} {kind:<8} "
+              f"{s.size:>10} "
               f"{s.status:<8} {s.id}")
     return 0
 
@@ -132,7 +134,7 @@ def cmd_footage_prune(args) -> int:
                     "freed": plan.freed, "still_over_budget": plan.still_over_budget})
         return 0
     verb = "would delete" if args.dry_run else "deleted"
-    print(f"{verb} {len(plan.delete)} segments ({plan.freed} bytes)")
+    print(f"{verb} {plural(len(plan.delete), 'segment')} ({plural(plan.freed, 'byte')})")
     for segment_id in plan.delete:
         print(f"  {segment_id}: {plan.reasons[segment_id]}")
     if plan.still_over_budget:
@@ -151,8 +153,8 @@ def cmd_footage_check(args) -> int:
     if args.json:
         print_json({"checked": report.checked, "repairs": [r.as_json() for r in report.repairs]})
     else:
-        print(f"checked {report.checked} segments: "
-              + ("all whole" if report.clean else f"{len(report.repairs)} findings"))
+        print(f"checked {plural(report.checked, 'segment')}: "
+              + ("all whole" if report.clean else plural(len(report.repairs), "finding")))
         for repair in report.repairs:
             print(f"  {repair.action}: {repair.path} ({repair.detail})")
     return 0 if all(r.action in ("reindexed", "removed-temp", "cleared")
@@ -170,7 +172,7 @@ def cmd_footage_hold(args) -> int:
         count = hub.vault.hold(segments, "owner", args.reason)
     finally:
         hub.close()
-    print(f"held {count} segments (release with `porchlight footage release --reason {args.reason}`)")
+    print(f"held {plural(count, 'segment')} (release with `porchlight footage release --reason {args.reason}`)")
     return 0
 
 
@@ -180,5 +182,5 @@ def cmd_footage_release(args) -> int:
         count = hub.vault.release("owner", args.reason)
     finally:
         hub.close()
-    print(f"released {count} holds")
+    print(f"released {plural(count, 'hold')}")
     return 0

@@ -13,6 +13,7 @@ from hub.cli.common import (
     print_json,
 )
 from hub.errors import UsageError
+from hub.timeutil import from_iso, iso_second
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +54,10 @@ def cmd_requests_list(args) -> int:
         print("no requests")
     else:
         for r in requests:
+            window = (f"{iso_second(from_iso(r['start']))} .. {iso_second(from_iso(r['end']))}"
+                      if r["start"] and r["end"] else "")
             line = (f"{r['id']}  {r['status']:<15} {r['agency'] or '-'}  case {r['case_number'] or '-'}"
-                    f"  {r['start'] or ''} .. {r['end'] or ''}")
+                    f"  {window}")
             print(line + (f"  ({r['detail']})" if r["detail"] else ""))
     return 0
 

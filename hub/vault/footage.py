@@ -16,9 +16,10 @@ import pyrage
 from hub.config import Config, check_camera_name
 from hub.errors import MediaError, PorchlightError, UsageError
 from hub.progress import progress_bar
-from hub.timeutil import check_window
+from hub.timeutil import check_window, iso_second
 from hub.vault.media import SEGMENT_TYPE, join_segments, split_media
 from hub.vault.store import Segment, Vault
+from hub.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def import_files(
     except BaseException:
         for segment in sealed:
             hub.vault.delete(segment)
-        log.warning("import failed; removed the %d segments it had sealed", len(sealed))
+        log.warning("import failed; removed the %s it had sealed", plural(len(sealed), "segment"))
         raise
     finally:
         bar.close()
@@ -104,7 +105,7 @@ def export_footage(
     segments = [s for s in hub.vault.segments(camera, start, end) if s.media_type == SEGMENT_TYPE]
     if not segments:
         raise PorchlightError(
-            f"no footage of {camera} between {start.isoformat()} and {end.isoformat()}"
+            f"no footage of {camera} between {iso_second(start)} and {iso_second(end)}"
         )
     identity = unlock()
     partial = out.with_name(out.name + ".partial")
@@ -147,6 +148,6 @@ def clip_bytes(hub: Hub, segments: list[Segment], identity) -> bytes:
         ((s.id, (s.start - origin).total_seconds(), lambda s=s: hub.vault.read(s, identity))
          for s in segments), buffer)
     if report.skipped:
-        raise PorchlightError(f"{len(report.skipped)} segments are damaged: "
+        raise PorchlightError(f"{plural(len(report.skipped), 'segment')} damaged: "
                               + "; ".join(report.skipped.values()))
     return buffer.getvalue()

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from hub.words import plural
+
 
 @dataclass(frozen=True)
 class RetentionPolicy:
@@ -84,7 +86,7 @@ def plan_prune(
         cutoff = now - policy.max_age
         for segment in deletable:
             if segment.end < cutoff:
-                drop(segment, f"older than {policy.max_age.days} days")
+                drop(segment, f"older than {_days(policy.max_age)}")
 
     def over_budget() -> bool:
         if policy.max_bytes is not None and used > policy.max_bytes:
@@ -101,3 +103,8 @@ def plan_prune(
             drop(segment, "over the disk budget")
     plan.still_over_budget = over_budget()
     return plan
+
+
+def _days(age: timedelta) -> str:
+    days = age / timedelta(days=1)
+    return plural(int(days), "day") if days == int(days) else f"{days:g} days"

@@ -8,6 +8,7 @@ import ssl
 from aiohttp import web
 
 from federation.serving import HardenedServer, ServerLimits
+from hub.cameras.service import camera_health
 from hub.web import pages, ui
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,9 @@ def make_app(hub) -> web.Application:
     app["hub"] = hub
 
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "hub": hub.config.hub.name})
+        health = camera_health(hub)
+        return web.json_response({"status": health["status"], "hub": hub.config.hub.name,
+                                  "down": health["down"], "cameras": health["cameras"]})
 
     app.router.add_get("/healthz", healthz)
     ui.setup(app, hub)

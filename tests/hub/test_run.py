@@ -28,7 +28,8 @@ def test_run_serves_health_and_stops_cleanly(hub_dir, sig):
     proc, port = _start(hub_dir)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as reply:
-            assert json.load(reply) == {"status": "ok", "hub": "test-hub"}
+            assert json.load(reply) == {"status": "ok", "hub": "test-hub", "down": [],
+                                        "cameras": {}}
         proc.send_signal(sig)
         # The promise is 5 s; the wait allows for a loaded CI machine.
         assert proc.wait(timeout=30) == 0

@@ -174,7 +174,7 @@ def test_age_tampering_is_caught_even_with_a_matching_hash(hub_dir, clip25, hous
     [
         (["list", "--camera", "garage"], "unknown camera 'garage' (cameras on this hub: porch)"),
         (["list", "--from", "2026-11-21T00:00:00Z", "--to", "2026-11-20T00:00:00Z"],
-         "--from 2026-11-21T00:00:00.000000Z is after --to 2026-11-20T00:00:00.000000Z"),
+         "--from 2026-11-21T00:00:00Z is after --to 2026-11-20T00:00:00Z"),
         (["list", "--from", "yesterday"],
          "--from: 'yesterday' is not an ISO 8601 time (example: 2026-11-28T14:00:00Z)"),
         (["list", "--to", "2026-13-01T00:00:00Z"],
@@ -196,10 +196,10 @@ def test_age_tampering_is_caught_even_with_a_matching_hash(hub_dir, clip25, hous
          "unknown camera 'garage' (cameras on this hub: porch)"),
         (["export", "--camera", "porch", "--from", "2026-11-21T00:00:00Z", "--to", START,
           "--out", "{out}"],
-         "--from 2026-11-21T00:00:00.000000Z is after --to 2026-11-20T14:00:00.000000Z"),
+         "--from 2026-11-21T00:00:00Z is after --to 2026-11-20T14:00:00Z"),
         (["export", "--camera", "porch", "--from", "2025-01-01T00:00:00Z",
           "--to", "2025-01-01T01:00:00Z", "--out", "{out}"],
-         "no footage of porch between 2025-01-01T00:00:00+00:00 and 2025-01-01T01:00:00+00:00"),
+         "no footage of porch between 2025-01-01T00:00:00Z and 2025-01-01T01:00:00Z"),
     ],
 )
 def test_bad_input_changes_nothing(args, message, hub_dir, clip25, cli, passfile, tmp_path):
@@ -247,7 +247,9 @@ def test_a_snapshot_is_stored_whole(hub_dir, cli, tmp_path, household_identity):
     [segment] = _list(cli, hub_dir)
     assert segment["media_type"] == "image/jpeg"
     code, out, _ = cli("footage", "list", "--data", hub_dir)
-    assert out.splitlines()[1].split()[:4] == ["porch", segment["start"], segment["end"], "snapshot"]
+    # People read times to the second; --json keeps the index's microseconds.
+    to_second = [segment["start"][:19] + "Z", segment["end"][:19] + "Z"]
+    assert out.splitlines()[1].split()[:4] == ["porch", *to_second, "snapshot"]
     hub = Hub(hub_dir)
     try:
         assert hub.vault.read(hub.vault.segments()[0], household_identity) == jpeg.read_bytes()
