@@ -106,14 +106,22 @@ def cmd_footage_export(args) -> int:
         result = export_footage(hub, args.camera, start, end, args.out, unlock)
     finally:
         hub.close()
+    for note in result.overlaps.values():
+        print(f"note: {note} (two recordings of the same moments: was a second hub running "
+              "on this data dir?)")
     total = len(result.failed) + len(result.exported)
+    span = ""
+    if result.span is not None:
+        first, last = result.span
+        span = f" ({iso_second(first)} to {iso_second(last)}, " \
+            f"{(last - first).total_seconds():.1f} s)"
     if result.failed:
-        wrote = f"wrote {result.out} from {len(result.exported)} of {total} segments; " \
+        wrote = f"wrote {result.out}{span} from {len(result.exported)} of {total} segments; " \
             if result.out is not None else "wrote nothing; "
         raise PorchlightError(
             wrote + "; ".join(result.failed.values()) + "; run `porchlight footage check`"
         )
-    print(f"wrote {result.out} from {total} segments")
+    print(f"wrote {result.out}{span} from {len(result.exported)} segments")
     return 0
 
 

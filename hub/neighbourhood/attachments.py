@@ -136,11 +136,11 @@ def event_attachments(hub, event_id: str, identity, *, blur: bool = True,
         photo, count = prepare_photo(hub, hub.vault.read(by_id[snapshot_id], identity), blur=blur)
         faces += count
         shared.append((photo, "image/jpeg"))
-    segments = [s for s in hub.vault.segments(camera, datetime.fromisoformat(start) - roll,
-                                              datetime.fromisoformat(end) + roll)
+    begin, until = datetime.fromisoformat(start) - roll, datetime.fromisoformat(end) + roll
+    segments = [s for s in hub.vault.segments(camera, begin, until)
                 if s.media_type == SEGMENT_TYPE and s.status == "ok"]
     if segments:
-        clip = clip_bytes(hub, segments, identity)
+        clip = clip_bytes(hub, segments, identity, begin, until)
         if blur:
             redacted = hub.pm.hook.porchlight_redact_faces(data=clip, media_type=SEGMENT_TYPE)
             if redacted is None:

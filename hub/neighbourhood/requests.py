@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from federation.sealed import seal_clip, sha256_hex
 from hub.errors import PorchlightError, UsageError
 from hub.household import hub_key
 from hub.timeutil import iso, utcnow
-from hub.vault.footage import clip_bytes
+from hub.vault.footage import build_clip
 from hub.vault.media import SEGMENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,8 @@ def build_clips(hub, row: dict, identity, cameras: list[str] | None,
     for camera in chosen:
         segments = [s for s in hub.vault.segments(camera, start, end)
                     if s.media_type == SEGMENT_TYPE and s.status == "ok"]
-        plaintext = clip_bytes(hub, segments, identity)
+        clip = build_clip(hub, segments, identity, start, end)
+        plaintext = clip.data
         if blur_faces:
             redacted = hub.pm.hook.porchlight_redact_faces(data=plaintext, media_type=SEGMENT_TYPE)
             if redacted is None:
@@ -176,8 +178,8 @@ def build_clips(hub, row: dict, identity, cameras: list[str] | None,
         sealed = seal_clip(plaintext, row["recipient"])
         del plaintext  # only the agency's ciphertext leaves memory for the network
         clips.append(({"sha256": sha256_hex(sealed), "size": len(sealed),
-                       "start": int(segments[0].start.timestamp()),
-                       "end": int(segments[-1].end.timestamp()), "camera": camera}, sealed))
+                       "start": int(clip.start.timestamp()),
+                       "end": math.ceil(clip.end.timestamp()), "camera": camera}, sealed))
         hub.vault.hold(segments, "request", row["id"])
     return clips
 

@@ -17,7 +17,7 @@ from hub.config import Config, check_camera_name
 from hub.errors import MediaError, PorchlightError, UsageError
 from hub.progress import progress_bar
 from hub.timeutil import check_window, iso_second
-from hub.vault.media import SEGMENT_TYPE, join_segments, split_media
+from hub.vault.media import SEGMENT_TYPE, JoinReport, join_segments, seconds, split_media
 from hub.vault.store import Segment, Vault
 from hub.words import plural
 
@@ -82,11 +82,13 @@ def check_out_path(out: Path) -> None:
 
 @dataclass
 class ExportResult:
-    """What an export wrote and which segments it had to leave out."""
+    """What an export wrote: the file, the span it covers, what it left out and why."""
 
     out: Path | None
     exported: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    overlaps: dict[str, str] = field(default_factory=dict)
+    span: tuple[datetime, datetime] | None = None
 
 
 def export_footage(
@@ -98,7 +100,7 @@ def export_footage(
     unlock: Callable[[], pyrage.x25519.Identity],
     progress: bool = True,
 ) -> ExportResult:
-    """Decrypt the segments covering [start, end] and remux them into one MP4 by stream copy."""
+    """Decrypt the footage of [start, end) and remux exactly that into one MP4 by stream copy."""
     check_window(start, end)
     hub.vault.check_camera(camera, [c.name for c in hub.config.cameras])
     check_out_path(out)
@@ -109,9 +111,7 @@ def export_footage(
         )
     identity = unlock()
     partial = out.with_name(out.name + ".partial")
-    result = ExportResult(out=None)
     bar = progress_bar(len(segments), "segment", "export", progress)
-    origin = segments[0].start
 
     def loader(segment: Segment) -> Callable[[], bytes]:
         def load() -> bytes:
@@ -122,16 +122,14 @@ def export_footage(
         return load
 
     try:
-        report = join_segments(
-            ((s.id, (s.start - origin).total_seconds(), loader(s)) for s in segments), partial,
-        )
+        report = _join(segments, start, end, partial, loader)
     except Exception as err:
         partial.unlink(missing_ok=True)
         raise MediaError(f"export failed while remuxing: {err}") from err
     finally:
         bar.close()
-    result.exported = report.written
-    result.failed = report.skipped
+    result = ExportResult(out=None, exported=report.written, failed=report.skipped,
+                          overlaps=report.overlaps, span=_span(report, start))
     if report.written:
         os.replace(partial, out)
         result.out = out
@@ -140,14 +138,47 @@ def export_footage(
     return result
 
 
-def clip_bytes(hub: Hub, segments: list[Segment], identity) -> bytes:
-    """Decrypt segments and join them into one MP4 in memory, by stream copy."""
+def _join(segments: list[Segment], start: datetime, end: datetime, out: Path | io.BytesIO,
+          loader: Callable[[Segment], Callable[[], bytes]]) -> JoinReport:
+    return join_segments(((s.id, seconds(s.start - start), loader(s)) for s in segments), out,
+                         end=seconds(end - start))
+
+
+def _span(report: JoinReport, start: datetime) -> tuple[datetime, datetime] | None:
+    if report.span is None:
+        return None
+    return tuple(start + timedelta(microseconds=round(t * 10**6)) for t in report.span)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip joined in memory and the span of recorded time it covers."""
+
+    data: bytes
+    start: datetime
+    end: datetime
+
+
+def build_clip(hub: Hub, segments: list[Segment], identity, start: datetime | None = None,
+               end: datetime | None = None) -> Clip:
+    """Decrypt segments and join exactly [start, end) of them into one MP4 in memory."""
+    start = segments[0].start if start is None else start
+    end = max(s.end for s in segments) if end is None else end
     buffer = io.BytesIO()
-    origin = segments[0].start
-    report = join_segments(
-        ((s.id, (s.start - origin).total_seconds(), lambda s=s: hub.vault.read(s, identity))
-         for s in segments), buffer)
+    report = _join(segments, start, end, buffer,
+                   lambda s: lambda: hub.vault.read(s, identity))
     if report.skipped:
         raise PorchlightError(f"{plural(len(report.skipped), 'segment')} damaged: "
                               + "; ".join(report.skipped.values()))
-    return buffer.getvalue()
+    span = _span(report, start)
+    if span is None:
+        raise PorchlightError("no footage in that window")
+    for note in report.overlaps.values():
+        log.warning("clip: %s", note)
+    return Clip(buffer.getvalue(), *span)
+
+
+def clip_bytes(hub: Hub, segments: list[Segment], identity, start: datetime | None = None,
+               end: datetime | None = None) -> bytes:
+    """Decrypt segments and join exactly [start, end) of them into one MP4 in memory."""
+    return build_clip(hub, segments, identity, start, end).data

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +18,7 @@ from typing import BinaryIO
 import av
 
 from hub.errors import MediaError
+from hub.vault.editlist import end_presentation_at
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,7 @@ class SegmentCutter:
         stream = packet.stream
         closed = None
         if stream is self.video and packet.is_keyframe:
-            at = float(packet.dts * stream.time_base)
+            at = float((packet.pts if packet.pts is not None else packet.dts) * stream.time_base)
             self.started = True
             if self.writer is None or at - self.writer.start >= self.segment_seconds:
                 if self.writer is not None:
@@ -203,29 +205,171 @@ def probe_duration(data: bytes) -> float:
         return 0.0
 
 
+# Overlaps up to this long between a recorder's consecutive segments are wall-clock jitter:
+# the later segment slips after the earlier one whole. Longer overlaps are the same moments
+# recorded twice (two hubs on one data dir, or a file imported twice) and are skipped.
+SLIP_S = Fraction(1, 2)
+
+
 @dataclass
 class JoinReport:
-    """What `join_segments` wrote and what it had to leave out."""
+    """What `join_segments` wrote and what it had to leave out.
+
+    `span` is the (start, end) it wrote, in seconds from the asked start; `overlaps` says, per
+    segment, how much of it was skipped because earlier footage already covered it.
+    """
 
     written: list[str]
     skipped: dict[str, str]
+    overlaps: dict[str, str] = field(default_factory=dict)
+    span: tuple[Fraction, Fraction] | None = None
+
+
+def seconds(value: float | Fraction | timedelta) -> Fraction:
+    """Return an exact number of seconds (a timedelta is exact to the microsecond)."""
+    if isinstance(value, timedelta):
+        return Fraction(value // timedelta(microseconds=1), 10**6)
+    return Fraction(value).limit_denominator(10**6) if isinstance(value, float) else Fraction(value)
+
+
+@dataclass
+class _Placed:
+    """One segment's packets and where its time zero lands on the export's timeline."""
+
+    packets: list[av.Packet]
+    offset: Fraction
+    video: int
+
+    def time(self, packet: av.Packet) -> Fraction:
+        ts = packet.pts if packet.pts is not None else packet.dts
+        return self.offset + ts * packet.stream.time_base
+
+    def video_indexes(self) -> list[int]:
+        return [i for i, p in enumerate(self.packets) if p.stream.index == self.video]
+
+
+class _Joiner:
+    """The export's timeline: what has been written, where, and where it must stop."""
+
+    def __init__(self, output: av.container.OutputContainer, targets: dict[int, av.stream.Stream],
+                 video: int, end: Fraction | None, report: JoinReport) -> None:
+        self.output = output
+        self.targets = targets
+        self.video = video
+        self.end = end
+        self.report = report
+        self.origin: Fraction | None = None  # timeline time that becomes 0 in the file
+        self.written_until: Fraction | None = None  # end of the last video frame written
+        self.last_dts: dict[int, int] = {}
+
+    def add(self, segment_id: str, placed: _Placed) -> bool:
+        """Write the part of one segment that the window asks for and nothing has covered yet."""
+        video = placed.video_indexes()
+        keyframes = [i for i in video if placed.packets[i].is_keyframe]
+        if not keyframes:
+            self.report.overlaps[segment_id] = f"skipped segment {segment_id}: no keyframe"
+            return False
+        first = placed.time(placed.packets[keyframes[0]])
+        if self.written_until is None:
+            # The first footage: from the keyframe at or before the asked start, so that the
+            # edit list can start playback exactly there.
+            if not any(placed.time(placed.packets[i]) >= 0 for i in video):
+                return False  # only footage before the window (it ends where the window starts)
+            before = [k for k in keyframes if placed.time(placed.packets[k]) <= 0]
+            chosen = before[-1] if before else keyframes[0]
+            self.origin = max(Fraction(0), placed.time(placed.packets[chosen]))
+        else:
+            if first < self.written_until and self.written_until - first <= SLIP_S:
+                placed.offset += self.written_until - first
+            later = [k for k in keyframes
+                     if placed.time(placed.packets[k]) >= self.written_until]
+            if not later:
+                self.report.overlaps[segment_id] = (
+                    f"skipped segment {segment_id}: footage already written covers all of it")
+                return False
+            chosen = later[0]
+            skipped = placed.time(placed.packets[chosen]) - placed.time(placed.packets[keyframes[0]])
+            if skipped > 0:
+                self.report.overlaps[segment_id] = (
+                    f"skipped {float(skipped):.1f} s of segment {segment_id}: footage already "
+                    "written covers it")
+        last = len(placed.packets) - 1
+        if self.end is not None:
+            inside = [i for i in video if i >= chosen and placed.time(placed.packets[i]) < self.end]
+            if not inside:
+                return False
+            last = inside[-1]
+        self._write(placed, chosen, last)
+        return True
+
+    def _write(self, placed: _Placed, chosen: int, last: int) -> None:
+        packets = placed.packets
+        keyframe = packets[chosen]
+        video_shift = self._shift(placed, keyframe)
+        # The first kept keyframe must decode after everything written before it: slide the
+        # segment by the few ticks that rounding or B-frame reordering can cost.
+        first_dts = keyframe.dts + video_shift
+        if self.video in self.last_dts and first_dts <= self.last_dts[self.video]:
+            placed.offset += (self.last_dts[self.video] + 1 - first_dts) * keyframe.stream.time_base
+        audio_from = self.origin if self.written_until is None else self.written_until
+        for index in range(chosen, len(packets)):
+            packet = packets[index]
+            stream_index = packet.stream.index
+            is_video = stream_index == self.video
+            at = placed.time(packet)
+            if is_video and index > last:
+                continue
+            if not is_video and (at < audio_from or (self.end is not None and at >= self.end)):
+                continue
+            shift = self._shift(placed, packet)
+            dts = packet.dts + shift
+            if stream_index in self.last_dts and dts <= self.last_dts[stream_index]:
+                continue  # an audio packet that would go back in time
+            self.last_dts[stream_index] = dts
+            if is_video:
+                until = at + (packet.duration or 0) * packet.stream.time_base
+                if self.written_until is None or until > self.written_until:
+                    self.written_until = until
+            packet.dts = dts
+            if packet.pts is not None:
+                packet.pts += shift
+            packet.stream = self.targets[stream_index]
+            self.output.mux(packet)
+
+    def _shift(self, placed: _Placed, packet: av.Packet) -> int:
+        return round((placed.offset - self.origin) / packet.stream.time_base)
+
+    def runs_past_end(self) -> bool:
+        """Return True if frames after the asked end had to be written (as references)."""
+        return None not in (self.end, self.written_until) and self.written_until > self.end
+
+    def span(self) -> tuple[Fraction, Fraction] | None:
+        if self.written_until is None:
+            return None
+        end = self.written_until if self.end is None else min(self.end, self.written_until)
+        return self.origin, end
 
 
 def join_segments(
-    items: Iterable[tuple[str, float, Callable[[], bytes]]],
+    items: Iterable[tuple[str, float | Fraction, Callable[[], bytes]]],
     out: Path | io.BytesIO,
     *,
+    end: float | Fraction | None = None,
     on_error: Callable[[str, Exception], None] | None = None,
 ) -> JoinReport:
-    """Remux MP4 segments into one MP4 by stream copy, placing each at its offset in seconds.
+    """Remux MP4 segments into one MP4 by stream copy, exactly over [0, end) of a timeline.
 
-    `items` yields (segment id, offset from the first segment, a loader of its plaintext).
-    A loader that raises is reported and skipped so the rest still export.
+    `items` yields (segment id, where the segment's time zero falls in seconds from the asked
+    start, a loader of its plaintext), in time order. The copy begins at the keyframe at or
+    before 0; the frames before 0 get negative timestamps, which the MP4 muxer turns into an
+    edit list, so players start at 0. Footage that an earlier segment already covered is
+    skipped and reported, so timestamps only ever rise. A loader that raises is reported and
+    skipped so the rest still export.
     """
     report = JoinReport([], {})
+    end = None if end is None else seconds(end)
     output: av.container.OutputContainer | None = None
-    targets: dict[int, av.stream.Stream] = {}
-    last_dts: dict[int, int] = {}
+    joiner: _Joiner | None = None
     try:
         for segment_id, offset, load in items:
             try:
@@ -237,32 +381,30 @@ def join_segments(
                     on_error(segment_id, err)
                 continue
             with source:
+                video = next((s.index for s in source.streams.video), None)
+                if video is None:
+                    report.skipped[segment_id] = f"segment {segment_id} holds no video"
+                    continue
                 if output is None:
                     target = out if isinstance(out, io.BytesIO) else str(out)
                     output = av.open(target, mode="w", format="mp4")
-                    for stream in source.streams:
-                        if stream.type in ("video", "audio"):
-                            targets[stream.index] = output.add_stream_from_template(stream)
-                for packet in source.demux():
-                    if packet.dts is None or packet.stream.index not in targets:
-                        continue
-                    index = packet.stream.index
-                    target = targets[index]
-                    shift = int(round(Fraction(offset).limit_denominator(10**6) / packet.stream.time_base))
-                    dts = packet.dts + shift
-                    # Overlapping or clock-skewed segments must still give rising timestamps.
-                    if index in last_dts and dts <= last_dts[index]:
-                        bump = last_dts[index] + 1 - dts
-                        dts += bump
-                        shift += bump
-                    packet.dts = dts
-                    if packet.pts is not None:
-                        packet.pts += shift
-                    last_dts[index] = dts
-                    packet.stream = target
-                    output.mux(packet)
-            report.written.append(segment_id)
+                    targets = {s.index: output.add_stream_from_template(s)
+                               for s in source.streams if s.type in ("video", "audio")}
+                    joiner = _Joiner(output, targets, video, end, report)
+                packets = [p for p in source.demux()
+                           if p.dts is not None and p.size and p.stream.index in joiner.targets]
+                if joiner.add(segment_id, _Placed(packets, seconds(offset), video)):
+                    report.written.append(segment_id)
     finally:
         if output is not None:
             output.close()
+    report.span = joiner.span() if joiner is not None else None
+    if joiner is not None and joiner.runs_past_end():
+        # B-frames before the end are predicted from a frame after it, which had to be kept.
+        end_at = joiner.end - joiner.origin
+        if isinstance(out, io.BytesIO):
+            end_presentation_at(out, end_at)
+        else:
+            with open(out, "r+b") as handle:
+                end_presentation_at(handle, end_at)
     return report

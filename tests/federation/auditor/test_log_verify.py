@@ -25,7 +25,7 @@ from federation.member.requests import sign_answer
 from federation.neighbourhood_log import checkpoint_signer, log_origin
 from federation.sealed import seal_clip, sha256_hex
 from federation.tlog.checkpoint import Checkpoint, sign_checkpoint
-from federation.tlog.tiles import bundles_for_size, tiles_for_size
+from federation.tlog.tiles import TileMissing, bundles_for_size, tiles_for_size
 from tests.federation.agency_fixtures import (
     CENTRE,
     east,
@@ -390,3 +390,28 @@ async def test_an_entry_the_json_serves_otherwise_and_a_new_gateway_key_are_caug
         assert (await log_verify(hood.url, tmp_path / "b")).ok
         with pytest.raises(GatewayKeyChanged):
             await log_verify(hood.url, tmp_path / "b", gateway_kid=generate_signing_key().kid)
+
+
+async def test_a_checkpoint_whose_partial_tiles_are_gone_still_verifies(tmp_path):
+    """The log grew since the checkpoint the auditor holds: its partial tiles are now full."""
+    old: dict[str, bytes] = {}
+
+    def rewrite(method: str, target: str, status: int, body: bytes) -> bytes | None:
+        return old.get(target)  # the checkpoint a cache or a slow mirror still serves
+
+    async with filled_log(tmp_path, 300) as log, slow_proxy(log.url, rewrite=rewrite) as proxy:
+        tiles = log.gateway.requests.log.tiles
+        old["/checkpoint"] = tiles.signed_checkpoint.encode()
+        # Entries past the auditor's checkpoint are never read: any bytes will do.
+        tiles.append_batch(f"later entry {i}".encode() for i in range(300))
+        assert tiles.size == 603
+        with pytest.raises(TileMissing):
+            tiles.read("tile/0/001.p/47")  # gone: tile/0/001 is full now
+        report = await log_verify(proxy.url, tmp_path / "auditor")
+    assert report.ok, report.problems
+    assert (report.size, report.tiles_checked) == (303, 5)
+    # Each partial tile of size 303 was read from its full tile, as tlog-tiles allows.
+    asked = [target for _, target in proxy.requests if target.startswith("/tile/")]
+    assert {
+        "/tile/0/001.p/47", "/tile/0/001", "/tile/entries/001.p/47", "/tile/entries/001"
+    } <= set(asked)

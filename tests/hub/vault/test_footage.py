@@ -70,7 +70,8 @@ def test_import_list_export(hub_dir, clip25, cli, passfile, tmp_path, monkeypatc
                          "--from", START, "--to", "2026-11-20T14:00:25Z", "--out", out_mp4,
                          "--passphrase-file", passfile)
     assert code == 0, err
-    assert out == f"wrote {out_mp4} from 3 segments\n"
+    assert out == (f"wrote {out_mp4} (2026-11-20T14:00:00Z to 2026-11-20T14:00:25Z, 25.0 s) "
+                   "from 3 segments\n")
     assert _frames(out_mp4) == _frames(clip25) == 375
     # Stream copy: the exported packets are the source's packets, byte for byte.
     with av.open(str(clip25)) as a, av.open(str(out_mp4)) as b:
@@ -122,7 +123,8 @@ def test_flipped_byte_names_the_segment_and_exports_the_rest(hub_dir, clip25, cl
                          "--from", START, "--to", "2026-11-20T14:00:25Z", "--out", out_mp4,
                          "--passphrase-file", passfile)
     assert code == 1
-    assert err == (f"porchlight: error: wrote {out_mp4} from 2 of 3 segments; segment {rows[1][0]} "
+    assert err == (f"porchlight: error: wrote {out_mp4} (2026-11-20T14:00:00Z to "
+                   f"2026-11-20T14:00:25Z, 25.0 s) from 2 of 3 segments; segment {rows[1][0]} "
                     f"({rows[1][3]}) is damaged: its SHA-256 does not match the index; "
                     "run `porchlight footage check`\n")
     assert _frames(out_mp4) == 150 + 75
