@@ -68,9 +68,13 @@ class HaarFaceDetector:
                 "model file"
             )
         if cascade_path is None:
-            cascade_path = Path(getattr(cv2.data, "haarcascades", "")) / HAAR_FRONTAL_FACE
+            cascade_path = wheel_cascade_dir() / HAAR_FRONTAL_FACE
         if not os.path.isfile(cascade_path):
-            raise FaceDetectorUnavailable(f"Haar cascade file not found: {cascade_path}")
+            raise FaceDetectorUnavailable(
+                f"Haar cascade file not found: {cascade_path}; install opencv-python-headless "
+                "4.x (its wheel ships the cascades) or pass YuNetFaceDetector(model_path) with "
+                "a YuNet ONNX model file"
+            )
         self._cascade = cv2.CascadeClassifier(str(cascade_path))
         if self._cascade.empty():
             raise FaceDetectorUnavailable(f"Haar cascade file is not valid: {cascade_path}")
@@ -121,10 +125,16 @@ class YuNetFaceDetector:
         return [tuple(int(round(v)) for v in face[:4]) for face in faces]
 
 
-def default_face_detector() -> FaceDetector:
-    """Return the face detector this OpenCV build can run without extra files."""
+def wheel_cascade_dir() -> Path:
+    """Return the folder where the OpenCV wheel keeps its Haar cascades."""
+    return Path(getattr(getattr(cv2, "data", None), "haarcascades", ""))
+
+
+def default_face_detector(cascade_dir: str | Path | None = None) -> FaceDetector:
+    """Return the Haar face detector from cascade_dir (default: the OpenCV wheel's own)."""
     # Only the Haar cascade ever came inside the wheel; YuNet always needs a model path.
-    return HaarFaceDetector()
+    folder = wheel_cascade_dir() if cascade_dir is None else Path(cascade_dir)
+    return HaarFaceDetector(folder / HAAR_FRONTAL_FACE)
 
 
 def blur_regions(frame: np.ndarray, boxes: Sequence[Box], *, margin: float = 0.2) -> np.ndarray:
