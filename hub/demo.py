@@ -34,8 +34,9 @@ from hub.neighbourhood.alerts import OWN, list_alerts
 from hub.neighbourhood.requests import approve, deny, list_requests
 from hub.neighbourhood.service import join, queue_alert, with_gateway_client
 from hub.service import Hub
-from hub.timeutil import iso, utcnow
+from hub.timeutil import iso_second, utcnow
 from hub.vault.footage import export_footage
+from hub.words import plural
 
 STREET = (51.5007, -0.1246)
 HOUSES = {"maple-12": (51.5007, -0.1246), "maple-14": (51.5010, -0.1240),
@@ -87,6 +88,7 @@ def run_demo(keep: Path | None = None, wait: bool = True) -> int:
             base = Path(keep) if keep else Path(scratch)
             base.mkdir(parents=True, exist_ok=True)
             services: list[_Service] = []
+            street: dict = {}
             try:
                 street = _neighbourhood(base, services)
                 if wait and not stop.is_set():
@@ -94,15 +96,31 @@ def run_demo(keep: Path | None = None, wait: bool = True) -> int:
             finally:
                 for service in reversed(services):
                     service.stop()
-            if keep:
-                _say(f"stopped every process; kept everything in {base}")
-            else:
-                _say("stopped every process and removed the demo's data "
-                     "(run `porchlight demo --keep DIR` to keep it)")
+            owner = street.get("hubs", {}).get("maple-12", (None, None))[1]
+            for line in closing_lines(base, kept=keep is not None, passphrase=owner):
+                _say(line)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def closing_lines(base: Path, *, kept: bool, passphrase: str | None = None) -> list[str]:
+    """Say where the demo's data went and what to try next."""
+    if not kept:
+        return ["stopped every process and removed the demo's data",
+                "next: `porchlight demo --keep DIR` keeps it, to look inside the hubs afterwards;",
+                "      `porchlight init --data DIR` makes a hub of your own (docs/cli.md)"]
+    hub, gateway = base / "maple-12", base / "gateway"
+    return [f"stopped every process; kept everything in {base}",
+            "next, look inside a hub (no passphrase needed to list):",
+            f"      porchlight footage list --data {hub}",
+            f"      porchlight events list --data {hub}",
+            "  run it again and open its web UI, signing in as owner"
+            + (f" with the passphrase {passphrase}:" if passphrase else ":"),
+            f"      porchlight run --data {hub}",
+            "  serve the gateway's public page again, at http://127.0.0.1:8470/:",
+            f"      porchlight gateway run --data {gateway}"]
 
 
 def _your_turn(base: Path, street: dict, stop: threading.Event) -> None:
@@ -134,7 +152,7 @@ def _your_turn(base: Path, street: dict, stop: threading.Event) -> None:
             manifest = asyncio.run(agency_fetch(base / "agency", url, request_id,
                                                 base / "evidence-2"))
             fetched = status["approved"]
-            _say(f"   the agency received and decrypted {len(manifest['clips'])} clip(s) of "
+            _say(f"   the agency received and decrypted {plural(len(manifest['clips']), 'clip')} of "
                  f"request {request_id}: see {base / 'evidence-2'}")
 
 
@@ -187,7 +205,7 @@ def _neighbourhood(base: Path, services: list[_Service]) -> dict:
     hub = Hub(roots["maple-12"])
     try:
         segments = [s for s in hub.vault.segments("porch") if s.media_type == "video/mp4"]
-        _say(f"   maple-12 sealed {len(segments)} segments with its public key only, e.g. "
+        _say(f"   maple-12 sealed {plural(len(segments), 'segment')} with its public key only, e.g. "
              f"{segments[0].path}")
         identity = unlock_household_identity(hub.data, passphrases["maple-12"])
         out = base / "maple-12-export.mp4"
@@ -195,7 +213,8 @@ def _neighbourhood(base: Path, services: list[_Service]) -> dict:
                                 lambda: identity, progress=False)
         with av.open(str(out)) as container:
             frames = sum(1 for _ in container.decode(video=0))
-        _say(f"   exported {len(result.exported)} segments with the passphrase: {frames} frames, "
+        _say(f"   exported {plural(len(result.exported), 'segment')} with the passphrase: "
+             f"{plural(frames, 'frame')}, "
              "remuxed without re-encoding")
         leaked = _plaintext_on_disk(base, hub.vault.read(segments[0], identity), skip=out)
         _say("   searched every file of every data dir: "
@@ -207,7 +226,7 @@ def _neighbourhood(base: Path, services: list[_Service]) -> dict:
         hub.close()
     got = _wait(lambda: _feed(roots["maple-14"]))
     _say(f"   maple-14 received it ({got[0].verification}): \"{got[0].text}\"")
-    _say(f"   oak-3, 5 km away, received {len(_feed(roots['oak-3']))} alerts")
+    _say(f"   oak-3, 5 km away, received {plural(len(_feed(roots['oak-3'])), 'alert')}")
 
     _say("4. An agency request")
     window_start = utcnow() - timedelta(minutes=16)
@@ -226,7 +245,8 @@ def _neighbourhood(base: Path, services: list[_Service]) -> dict:
             hub, client, kid, request_id, identity)))
     finally:
         hub.close()
-    _say(f"   maple-12 approved: {len(decision.clips)} clip sealed to the agency's age key")
+    _say(f"   maple-12 approved: {plural(len(decision.clips), 'clip')} sealed to the agency's "
+         "age key")
     hub = Hub(roots["maple-14"])
     try:
         asyncio.run(with_gateway_client(hub, lambda client, kid: deny(hub, client, kid, request_id,
@@ -248,12 +268,12 @@ def _neighbourhood(base: Path, services: list[_Service]) -> dict:
     since = datetime.fromtimestamp(listed["since"], UTC).date() \
         if isinstance(listed["since"], int) else listed["since"]
     _say(f"   public registry page {url}/registry: {listed['name']} since {since}: "
-         f"{listed['requests']} requests, {listed['approvals']} approvals, "
-         f"{listed['denials']} denials")
+         f"{plural(listed['requests'], 'request')}, {plural(listed['approvals'], 'approval')}, "
+         f"{plural(listed['denials'], 'denial')}")
     report = asyncio.run(log_verify(url, base / "log-state"))
     _say(f"   log verify: {report.size} entries checked, "
          + ("all consistent" if report.ok else f"PROBLEMS: {report.problems}"))
-    _say(f"done at {iso(utcnow())}")
+    _say(f"done at {iso_second(utcnow())}")
     return {"gateway": url, "hubs": {n: (uis[n], passphrases[n]) for n in HOUSES}}
 
 

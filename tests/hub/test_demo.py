@@ -33,7 +33,7 @@ def test_demo_runs_a_whole_neighbourhood_until_ctrl_c(tmp_path):
         assert "maple-12: pending" in out and "maple-14: pending" in out
         assert "oak-3: never saw it (outside the circle)" in out
         assert "agency status: asked 2, approved 1, denied 1, pending 0" in out
-        assert "since 2025-03-01: 1 requests, 1 approvals, 1 denials" in out
+        assert "since 2025-03-01: 1 request, 1 approval, 1 denial" in out
         assert "all consistent" in out
         # Each hub's UI and login, and the gateway's public page, are printed.
         ui, passphrase = re.search(r"maple-12: (https://127\.0\.0\.1:\d+)  owner / (\S+)",
@@ -50,6 +50,7 @@ def test_demo_runs_a_whole_neighbourhood_until_ctrl_c(tmp_path):
             demo.wait()
     assert demo.returncode == 0
     assert "stopped every process and removed the demo's data" in rest
+    assert "`porchlight demo --keep DIR` keeps it" in rest
     assert not base.exists()
 
 

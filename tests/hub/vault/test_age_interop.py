@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -15,6 +16,7 @@ from hub.vault.repair import check_vault
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None,
                                 reason="the age CLI is not installed (scripts/setup --test)")
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_age_cli_decrypts_a_vault_file_with_the_passphrase_sealed_identity(
@@ -38,6 +40,40 @@ def test_age_cli_decrypts_a_vault_file_with_the_passphrase_sealed_identity(
 
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 150
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_the_documented_recovery_joins_a_day_with_age_and_ffmpeg_alone(
+        hub_dir, clip25, passphrase, tmp_path):
+    """docs/vault.md's recipe, run as written: unlock, decrypt a day, join it with -safe 0."""
+    hub = Hub(hub_dir)
+    try:
+        segments = import_files(hub, "porch", parse_time("2026-11-28T14:00:00Z"), [clip25],
+                                progress=False)
+    finally:
+        hub.close()
+    block = (ROOT / "docs" / "vault.md").read_text().split("# Or unlock the identity once", 1)[1]
+    commands = [line for line in block.split("```", 1)[0].splitlines()[1:]
+                if line and not line.startswith("#")]
+    assert commands[0] == "age -d -o key.txt DIR/keys/household.age"
+    script = "\n".join(commands).replace("DIR/", f"{hub_dir}/")
+    work = tmp_path / "recovery"
+    work.mkdir()
+
+    child = pexpect.spawn("bash", ["-euo", "pipefail", "-c", script], cwd=str(work),
+                          timeout=120, encoding="utf-8")
+    child.expect("passphrase")
+    child.sendline(passphrase)
+    child.expect(pexpect.EOF)
+    child.close()
+
+    assert child.exitstatus == 0, child.before
+    assert len(list((work / "porch-2026-11-28").glob("*.mp4"))) == len(segments) == 3
+    import av
+
+    with av.open(str(work / "porch-2026-11-28.mp4")) as joined, av.open(str(clip25)) as source:
+        assert sum(1 for _ in joined.decode(video=0)) == \
+            sum(1 for _ in source.decode(video=0)) == 375
 
 
 def test_vault_reads_a_segment_the_age_cli_encrypted(hub_dir, clip25, household_identity):
