@@ -116,12 +116,13 @@ def cmd_footage_export(args) -> int:
         span = f" ({iso_second(first)} to {iso_second(last)}, " \
             f"{(last - first).total_seconds():.1f} s)"
     if result.failed:
-        wrote = f"wrote {result.out}{span} from {len(result.exported)} of {total} segments; " \
+        wrote = f"wrote {result.out}{span} from {len(result.exported)} of " \
+            f"{plural(total, 'segment')}; " \
             if result.out is not None else "wrote nothing; "
         raise PorchlightError(
             wrote + "; ".join(result.failed.values()) + "; run `porchlight footage check`"
         )
-    print(f"wrote {result.out}{span} from {len(result.exported)} segments")
+    print(f"wrote {result.out}{span} from {plural(len(result.exported), 'segment')}")
     return 0
 
 

@@ -25,7 +25,7 @@ def clip5(tmp_path_factory):
     return path
 
 
-def test_one_segment_is_one_segment(hub_dir, cli, clip5):
+def test_one_segment_is_one_segment(hub_dir, cli, clip5, passfile, tmp_path):
     window = ["--camera", "porch", "--from", "2026-11-20T14:00:00Z", "--to",
               "2026-11-20T14:00:05Z"]
 
@@ -39,6 +39,10 @@ def test_one_segment_is_one_segment(hub_dir, cli, clip5):
     assert cli("footage", "check", "--data", hub_dir)[1] == "checked 1 segment: all whole\n"
     assert cli("footage", "prune", "--data", hub_dir, "--dry-run")[1] == (
         "would delete 0 segments (0 bytes)\n")
+    code, out, err = cli("footage", "export", "--data", hub_dir, *window, "--out",
+                         tmp_path / "one.mp4", "--passphrase-file", passfile)
+    assert (code, err) == (0, "")
+    assert out.endswith(" from 1 segment\n")
 
 
 def test_footage_list_writes_times_to_the_second(hub_dir, cli, clip5):
