@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import av
 
+from hub.cameras.live import LiveStream
 from hub.cameras.rules import Interval, segment_expired, segment_needed
 from hub.cameras.sources import (
     CameraSource,
@@ -94,6 +95,7 @@ class CameraRecorder:
         on_state: Callable[[str, CameraState, str], None] = lambda *a: None,
         on_frame: Callable[[av.VideoFrame, datetime], None] | None = None,
         motion: MotionTimeline | None = None,
+        live: LiveStream | None = None,
     ) -> None:
         self.name = name
         self.source = source
@@ -106,6 +108,7 @@ class CameraRecorder:
         self.on_state = on_state
         self.on_frame = on_frame
         self.motion = motion or MotionTimeline()
+        self.live = live
         self.state = CameraState.STARTING
         self.stop_event = threading.Event()
         self.last_end: datetime | None = None
@@ -185,6 +188,9 @@ class CameraRecorder:
                         (cutter.started or packet.is_keyframe):
                     for frame in packet.decode():
                         on_frame(frame, now)
+                if self.live is not None:
+                    # Before the cutter: muxing rewrites the packet's timestamps.
+                    self.live.feed(packet, video)
                 closed = cutter.feed(packet)
                 opened = cutter.open_start
                 if opened is not None and opened not in starts:
@@ -195,6 +201,8 @@ class CameraRecorder:
                     # Once a GOP, not once a packet: motion decisions change at that pace.
                     self._flush_pending()
         finally:
+            if self.live is not None:
+                self.live.end()  # live viewers reconnect when the camera is back
             # A drop-out never loses what was captured: close and seal the open segment.
             closed = cutter.flush()
             if closed is not None:

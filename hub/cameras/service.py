@@ -15,6 +15,7 @@ import av
 
 from hub.aio import cancel_and_wait
 from hub.cameras.events import record_event
+from hub.cameras.live import LiveStreams
 from hub.cameras.recorder import AUTH_BACKOFF_S, CameraRecorder, MotionTimeline
 from hub.cameras.sources import CameraState, CameraUnavailable, build_source, redact_url
 from hub.config import CameraEntry, load_config
@@ -162,6 +163,8 @@ class CameraService:
         self.task: asyncio.Task | None = None
         self._mtime: float | None = None
         self._lock = threading.Lock()
+        # The web UI's live view reads each running camera's packets from here.
+        self.live = hub.live = LiveStreams()
 
     async def __aenter__(self) -> CameraService:
         await asyncio.to_thread(self.reconcile)
@@ -217,7 +220,7 @@ class CameraService:
         recorder = CameraRecorder(
             entry.name, source, self.hub.vault, mode=entry.mode, segment_seconds=segment_seconds,
             pre_roll_s=entry.pre_roll_s, post_roll_s=entry.post_roll_s, clock=self.hub.clock,
-            on_state=self._store_state, motion=timeline,
+            on_state=self._store_state, motion=timeline, live=self.live.open(entry.name),
         )
         self.running[entry.name] = (entry, recorder, analysis)
         recorder.start()
@@ -233,6 +236,7 @@ class CameraService:
         if analysis is not None and analysis.worker is not None:
             analysis.worker.thread.join(timeout=10)
         recorder.stop()  # joins the recorder, then closes the source both threads used
+        self.live.close(name)
         if analysis is not None:
             analysis.finish()
         log.info("camera %s: stopped (%s sealed)", name, plural(recorder.sealed, "segment"))

@@ -112,6 +112,31 @@ def write_clip(
                   gop_seconds=gop_seconds, container=container, bit_rate=bit_rate)
 
 
+# A capture-time stamp: 32 bits of the capture time in milliseconds and an 8-bit check, as a row
+# of black and white cells across the top of the frame, large enough to survive H.264.
+STAMP_CELLS = 40
+
+
+def stamp_time(frame: np.ndarray, ms: int) -> None:
+    """Draw a capture time (milliseconds, kept modulo 2**32) across the top of an RGB frame."""
+    value = ms % (1 << 32)
+    check = sum(value.to_bytes(4, "big")) % 256
+    bits = [(value >> (31 - i)) & 1 for i in range(32)] + [(check >> (7 - i)) & 1 for i in range(8)]
+    cell = max(4, frame.shape[1] // STAMP_CELLS)
+    for index, bit in enumerate(bits):
+        frame[0:cell, index * cell:(index + 1) * cell] = 235 if bit else 16
+
+
+def read_stamp(frame: np.ndarray) -> int | None:
+    """Read the capture time stamped into an RGB frame; None if it is not there or damaged."""
+    cell = max(4, frame.shape[1] // STAMP_CELLS)
+    row = frame[cell // 2, :, :].mean(axis=-1) if frame.ndim == 3 else frame[cell // 2]
+    bits = [int(row[index * cell + cell // 2] > 128) for index in range(STAMP_CELLS)]
+    value = int("".join(map(str, bits[:32])), 2)
+    check = int("".join(map(str, bits[32:])), 2)
+    return value if sum(value.to_bytes(4, "big")) % 256 == check else None
+
+
 def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     yield first
     yield from rest

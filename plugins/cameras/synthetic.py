@@ -24,6 +24,7 @@ from plugins.cameras.scene import (
     encode_frames,
     scenario_frames,
     scene_frames,
+    stamp_time,
     write_clip,
 )
 
@@ -42,6 +43,7 @@ class SyntheticConfig(BaseModel):
     seed: int = 0
     scenario: str | None = Field(default=None, description="a ground-truth scenario, looped")
     loop_seconds: float = Field(default=60.0, ge=1.0, le=3600.0, description="scenario length")
+    stamp: bool = Field(default=False, description="draw each frame's capture time (ms) on top")
 
     @field_validator("scenario")
     @classmethod
@@ -83,6 +85,10 @@ class SyntheticCamera:
                 if delay > 0:
                     time.sleep(delay)
                 next_at += interval
+                if config.stamp:
+                    # The capture time, read back from the picture to measure live latency.
+                    frame = frame.copy()
+                    stamp_time(frame, int(time.time() * 1000))
                 yield frame
 
     def open_record(self) -> av.container.InputContainer:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.web.pages import camera_settings, cameras, home, settings
+from hub.web.pages import camera_settings, cameras, home, live, recordings, settings
 
 
 def setup(app: web.Application) -> None:
     """Add every page's routes."""
-    for page in (home, cameras, settings, camera_settings):
+    for page in (home, cameras, live, recordings, settings, camera_settings):
         page.setup(app)

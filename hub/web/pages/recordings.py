@@ -1,0 +1,206 @@
+"""Recordings: a timeline per camera and day (coverage, events, holds), playback of any moment
+and export of a range as an MP4 download.
+
+Playback hands the page one segment at a time as fragmented MP4 for Media Source Extensions:
+the segment is decrypted with the session's own key and remuxed by stream copy in memory, and
+never written anywhere. A viewer's key opens only what was sealed to it (footage recorded after
+the camera was shared with them); the rest answers 403 and the page says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date, datetime, timedelta
+
+from aiohttp import web
+
+from hub.cameras.events import list_events
+from hub.errors import MediaError, NotSealedToYou, PorchlightError, SegmentCorrupt
+from hub.timeutil import iso, iso_second, parse_time, utcnow
+from hub.vault.footage import Clip, build_clip
+from hub.vault.fragments import codec_mime, fragment_segment
+from hub.vault.media import SEGMENT_TYPE
+from hub.vault.store import Segment
+from hub.web.timeline import Day, clock_of, day_of, merge_spans, parse_day
+from hub.web.ui import HUB, check_camera, render, session_of, visible_cameras
+
+# A web export is built in memory; longer ranges are for `porchlight footage export`.
+MAX_EXPORT = timedelta(minutes=15)
+RECENT_DAYS = 14
+# Events shorter than this would not show on a day-wide timeline: draw them this wide.
+EVENT_MIN_S = 60.0
+
+
+def _day(request: web.Request) -> Day:
+    try:
+        return parse_day(request.query.get("day"), today())
+    except PorchlightError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+
+
+def day_data(hub, camera: str, day: Day) -> dict:
+    """Gather one camera's day: segments, coverage, events and holds (blocking: SQLite)."""
+    length = day.seconds
+    segments = [s for s in hub.vault.segments(camera, day.start, day.end)
+                if s.media_type == SEGMENT_TYPE]
+    pieces = [(day.offset(s.start), day.offset(s.end)) for s in segments]
+    holds = hub.db.execute(
+        'select distinct s.start, s."end" from holds h join segments s on s.id = h.segment_id '
+        'where s.camera = ? and s."end" > ? and s.start < ?',
+        [camera, iso(day.start), iso(day.end)]).fetchall()
+    hold_pieces = [(day.offset(datetime.fromisoformat(a)), day.offset(datetime.fromisoformat(b)))
+                   for a, b in holds]
+    events = []
+    for event in list_events(hub.vault, camera, day.start, day.end):
+        start = day.offset(datetime.fromisoformat(event["start"]))
+        end = day.offset(datetime.fromisoformat(event["end"]))
+        events.append({"start": max(0.0, start), "width": max(EVENT_MIN_S, end - start),
+                       "clock": clock_of(day, max(0.0, start)), "zones": event["zones"],
+                       "at": max(0.0, start)})
+    return {
+        "segments": [{"id": s.id, "start": round(a, 3), "end": round(b, 3)}
+                     for s, (a, b) in zip(segments, pieces, strict=True)],
+        "coverage": merge_spans(pieces, length),
+        "holds": merge_spans(hold_pieces, length),
+        "events": events,
+        "length": length,
+    }
+
+
+def _days_with_footage(hub, cameras: list[str]) -> dict[str, list[str]]:
+    days: dict[str, list[str]] = {}
+    since = utcnow() - timedelta(days=RECENT_DAYS)
+    for camera in cameras:
+        seen: list[str] = []
+        for segment in hub.vault.segments(camera, since, None):
+            if segment.media_type != SEGMENT_TYPE:
+                continue
+            local = segment.start.astimezone().date().isoformat()
+            if local not in seen:
+                seen.append(local)
+        days[camera] = seen[::-1]
+    return days
+
+
+async def recordings(request: web.Request) -> web.Response:
+    """List the cameras this person may see, with the days that hold footage."""
+    hub = request.app[HUB]
+    names = [c.name for c in visible_cameras(request)]
+    days = await asyncio.to_thread(_days_with_footage, hub, names)
+    return render(request, "recordings.html", cameras=names, days=days,
+                  today=today().isoformat())
+
+
+async def camera_day(request: web.Request) -> web.Response:
+    """Show one camera's day: the timeline, the player (ready at `at` or `clock`) and export."""
+    camera = request.match_info["camera"]
+    check_camera(request, camera)
+    moment = None
+    try:
+        if request.query.get("at"):
+            moment = parse_time(request.query["at"][:64], "at")
+            day = day_of(moment.astimezone().date()) if "day" not in request.query else _day(request)
+        else:
+            day = _day(request)
+            if request.query.get("clock"):
+                moment = day.at(request.query["clock"], "clock")
+    except PorchlightError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+    hub = request.app[HUB]
+    data = await asyncio.to_thread(day_data, hub, camera, day)
+    if moment is not None:
+        start_at = min(max(0.0, day.offset(moment)), data["length"])
+    elif data["segments"]:
+        start_at = data["segments"][-1]["start"]
+    else:
+        start_at = 0.0
+    return render(
+        request, "recording.html", camera=camera, day=day.date.isoformat(),
+        previous=(day.date - timedelta(days=1)).isoformat(),
+        following=(day.date + timedelta(days=1)).isoformat(),
+        zone=day.start.astimezone().strftime("%Z"), start_at=start_at,
+        start_clock=clock_of(day, start_at), hours=range(0, 25, 3),
+        segments_json=json.dumps(data["segments"]).replace("<", "\\u003c"), **data)
+
+
+async def segment_media(request: web.Request) -> web.Response:
+    """Answer one segment decrypted with the session's key, as fragmented MP4 for the player."""
+    camera = request.match_info["camera"]
+    check_camera(request, camera)
+    segment_id = request.match_info["segment"]
+    hub = request.app[HUB]
+    rows = [Segment.from_row(row) for row in hub.db["segments"].rows_where(
+        "id = ? and camera = ?", [segment_id[:32], camera])]
+    if not rows or rows[0].media_type != SEGMENT_TYPE:
+        raise web.HTTPNotFound(text="no such recording")
+    identity = session_of(request).identity
+    try:
+        body = await asyncio.to_thread(
+            lambda: fragment_segment(hub.vault.read(rows[0], identity)))
+    except NotSealedToYou:
+        raise web.HTTPForbidden(text="this footage was recorded before the camera was shared "
+                                     "with you, so your key cannot open it") from None
+    except (SegmentCorrupt, MediaError) as err:
+        raise web.HTTPInternalServerError(text=str(err)) from None
+    # The codecs parameter tells the page's player what SourceBuffer to open.
+    return web.Response(body=body, headers={
+        "Content-Type": codec_mime(body) or "video/mp4"})
+
+
+async def export(request: web.Request) -> web.Response:
+    """Download a range of one camera's day as one MP4 (stream copy, like `footage export`)."""
+    camera = request.match_info["camera"]
+    check_camera(request, camera)
+    day = _day(request)
+    try:
+        start = day.at(request.query.get("from", ""), "from")
+        end = day.at(request.query.get("to", ""), "to")
+    except PorchlightError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+    if end <= start:
+        raise web.HTTPBadRequest(text="to must be after from")
+    if end - start > MAX_EXPORT:
+        raise web.HTTPBadRequest(text=f"a download holds at most {int(MAX_EXPORT.seconds / 60)} "
+                                      "minutes; use porchlight footage export for longer")
+    hub = request.app[HUB]
+    identity = session_of(request).identity
+
+    def build() -> Clip:
+        segments = [s for s in hub.vault.segments(camera, start, end)
+                    if s.media_type == SEGMENT_TYPE]
+        if not segments:
+            raise PorchlightError(f"no footage of {camera} between {iso_second(start)} and "
+                                  f"{iso_second(end)}")
+        # The same exact cut as `porchlight footage export`: [start, end) by stream copy.
+        return build_clip(hub, segments, identity, start, end)
+
+    try:
+        clip = await asyncio.to_thread(build)
+    except NotSealedToYou as err:
+        raise web.HTTPForbidden(text=str(err)) from None
+    except PorchlightError as err:
+        status = 403 if "not sealed to this key" in str(err) else 404
+        raise _error(status, str(err)) from None
+    stamp = "%Y%m%dT%H%M%SZ"
+    name = f"{camera}-{start.strftime(stamp)}-{end.strftime(stamp)}.mp4"
+    return web.Response(body=clip.data, content_type="video/mp4", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Footage-Span": f"{iso(clip.start)}/{iso(clip.end)}"})
+
+
+def _error(status: int, text: str) -> web.HTTPException:
+    return web.HTTPForbidden(text=text) if status == 403 else web.HTTPNotFound(text=text)
+
+
+def today() -> date:
+    """Return today's date in the hub's time zone."""
+    return datetime.now().astimezone().date()
+
+
+def setup(app: web.Application) -> None:
+    """Add the recordings pages."""
+    app.router.add_get("/recordings", recordings)
+    app.router.add_get("/recordings/{camera}", camera_day)
+    app.router.add_get("/recordings/{camera}/segments/{segment}.mp4", segment_media)
+    app.router.add_get("/recordings/{camera}/export.mp4", export)

@@ -1,0 +1,114 @@
+"""Live view in real Chromium against a real `porchlight run`: moving frames by stream copy
+into MSE, and no way in for a viewer to a camera not shared with them (page or WebSocket)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.hub.web.conftest import (
+    LAPTOP,
+    PASSPHRASE,
+    PHONE,
+    browser_sign_in,
+    csrf_of,
+    page_for,
+    shots_dir,
+    sign_in,
+)
+from tests.hub.web.video import ANN, add_viewer, grab_moving, run_async, stamped_hub
+
+
+@pytest.fixture(scope="module")
+def live_hub(tmp_path_factory):
+    hub = stamped_hub(tmp_path_factory.mktemp("live") / "maple").start()
+    run_async(add_viewer(hub, "ann", ANN, "porch"))
+    yield hub
+    hub.stop()
+
+
+def test_live_view_plays_moving_frames_from_the_camera(browser, live_hub):
+    hub = live_hub
+    shots = shots_dir()
+    for name, viewport in (("laptop", LAPTOP), ("phone", PHONE)):
+        with page_for(browser, hub, viewport) as page:
+            browser_sign_in(page, hub)
+            page.goto(hub.url + "/cameras/porch")
+            first, later = grab_moving(page, "live-video")
+            assert page.is_hidden("#snapshot") and page.is_visible("#live-video")
+            assert page.text_content("#live-state") == "Live."
+            # Moving frames: the picture changed and the stamped capture times advance.
+            assert first["stamp"] is not None and later["stamp"] is not None
+            assert 0 < (later["stamp"] - first["stamp"]) % 2**32 < 60_000
+            assert later["time"] > first["time"]
+            page.screenshot(path=str(shots / f"live-{name}.png"), full_page=True)
+            assert page.console_errors == []
+            assert page.hosts == {hub.url.split("//")[1]}
+
+
+def test_a_viewer_cannot_reach_a_private_camera_live(browser, live_hub):
+    hub = live_hub
+    with page_for(browser, hub, LAPTOP) as page:
+        browser_sign_in(page, hub, "ann", ANN)
+        assert "/cameras/garage" not in page.content()
+        reply = page.goto(hub.url + "/cameras/garage")
+        assert reply.status == 404 and page.text_content("body") == "no such camera"
+        # The shared camera plays for her.
+        page.goto(hub.url + "/cameras/porch")
+        grab_moving(page, "live-video")
+        # The socket of the private camera, asked for from her own page: refused at the handshake.
+        closed = page.evaluate("""() => new Promise(done => {
+            const s = new WebSocket('wss://' + location.host + '/cameras/garage/live');
+            s.onmessage = () => done('message');
+            s.onclose = (e) => done('closed ' + e.code);
+        })""")
+        assert closed == "closed 1006"
+
+    async def direct() -> None:
+        async with hub.client() as ann:
+            assert (await sign_in(ann, "ann", ANN)).status == 303
+            for camera, status in (("garage", 404), ("nowhere", 404)):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await ann.ws_connect(f"/cameras/{camera}/live")
+                assert refused.value.status == status
+            async with ann.get("/cameras/garage/live") as reply:
+                assert reply.status == 404 and await reply.text() == "no such camera"
+            # Her own camera, but from another site's page: refused by its Origin.
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await ann.ws_connect("/cameras/porch/live", origin="https://evil.example")
+            assert refused.value.status == 403
+            async with ann.ws_connect("/cameras/porch/live") as socket:
+                mime = await socket.receive_str(timeout=20)
+                assert mime.startswith('video/mp4; codecs="avc1.')
+                init = await socket.receive_bytes(timeout=20)
+                assert init[4:8] == b"ftyp" and b"moov" in init
+                fragment = await socket.receive_bytes(timeout=20)
+                assert fragment[4:8] == b"moof"
+        async with hub.client() as stranger:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await stranger.ws_connect("/cameras/porch/live")
+            assert refused.value.status == 401
+
+    run_async(direct())
+
+
+def test_unsharing_ends_the_viewers_live_stream(live_hub):
+    hub = live_hub
+
+    async def scenario() -> None:
+        await add_viewer(hub, "bob", "bob-passphrase-long", "porch")
+        async with hub.client() as bob, hub.client() as owner:
+            assert (await sign_in(bob, "bob", "bob-passphrase-long")).status == 303
+            async with bob.ws_connect("/cameras/porch/live") as socket:
+                await socket.receive_str(timeout=20)
+                await sign_in(owner, "owner", PASSPHRASE)
+                token = await csrf_of(owner, "/settings")
+                async with owner.post("/settings/people/bob/share", data={
+                        "csrf": token, "camera": "porch", "shared": "no"}) as reply:
+                    assert reply.status == 200
+                while (message := await socket.receive(timeout=30)).type == aiohttp.WSMsgType.BINARY:
+                    pass
+                assert message.type == aiohttp.WSMsgType.CLOSE
+                assert (message.data, message.extra) == (1008, "signed out"), message
+
+    run_async(scenario())
