@@ -199,6 +199,10 @@ def blur_faces_in_clip(
         rate = video.average_rate or video.guessed_rate or Fraction(15)
         with av.open(target, mode="w", format=container) as output:
             stream = output.add_stream("libx264", rate=rate)
+            # Encode in the source's own time base: in 1/rate, a clip with a gap (footage
+            # recorded in pieces) has an average rate below the real one, and two frames
+            # would round onto one timestamp, which the encoder refuses.
+            stream.codec_context.time_base = video.time_base
             stream.width = video.codec_context.width
             stream.height = video.codec_context.height
             stream.pix_fmt = "yuv420p"

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from hub.vault.media import join_segments
 from plugins.cameras.scene import encode_frames, write_clip
 from plugins.detectors.redact import (
     FaceDetectorUnavailable,
@@ -232,6 +233,22 @@ def test_clip_is_redacted_in_memory_keeping_frames_and_timestamps():
         mask[y - 25 : y + h + 25, x - 20 : x + w + 20] = False
         difference = np.abs(new_image.astype(np.int16) - old_image)[mask].mean()
         assert difference < 6
+
+
+def test_a_clip_with_a_gap_keeps_its_frames_and_timestamps():
+    """Footage recorded in pieces: 1 s of frames, a 1 s gap, 1 s more (an event's clip)."""
+    first, second = _clip(1.0).getvalue(), _clip(1.0).getvalue()
+    clip = io.BytesIO()
+    join_segments([("a", 0, lambda: first), ("b", 2, lambda: second)], clip)
+    before = _decode(io.BytesIO(clip.getvalue()))
+    assert before[15].pts * before[15].time_base == 2  # the gap is there
+
+    out = io.BytesIO()
+    blur_faces_in_clip(clip.getvalue(), out, detector=fixed_faces(FACE))
+
+    after = _decode(io.BytesIO(out.getvalue()))
+    assert len(after) == len(before) == 30
+    assert [f.pts * f.time_base for f in after] == [f.pts * f.time_base for f in before]
 
 
 def test_clip_from_a_path_to_a_path_uses_the_file_extension(tmp_path):
