@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -69,6 +70,18 @@ def _covered(segments) -> tuple[float, float]:
     return covered, (max(ends) - min(starts)).total_seconds()
 
 
+def _served_seconds_once_closed(server, seconds: float = 10.0) -> float:
+    """Return how long the server streamed, once it has seen every client that played close."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        events = server.client_events()
+        played = {n for n, event, _ in events if event == "play"}
+        if played <= {n for n, event, _ in events if event == "closed"}:
+            break
+        time.sleep(0.05)
+    return server.served_seconds()
+
+
 @pytest.fixture(scope="module")
 def source_clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("rtsp") / "src.mp4"
@@ -86,21 +99,29 @@ def test_record_sixty_seconds_from_rtsp(rtsp_server, source_clip, hub_dir, cli, 
     assert "s3cret-pw" not in config  # the password became a secret reference
     assert 'password = {file = "secrets/porch.password"}' in config
     hub = HubProcess(hub_dir)
-    began = time.time()
     time.sleep(60)
     log = hub.stop()
-    elapsed = time.time() - began
+    # Measured against what the server streamed (from PLAY to the client's close), not against
+    # the wall clock: a slow start on a loaded machine is not the recorder's loss.
+    served = _served_seconds_once_closed(server)
+    played = min(at for _, event, at in server.client_events() if event == "play")
     assert "s3cret-pw" not in log
     segments = _segments(cli, hub_dir, "porch")
     covered, span = _covered(segments)
-    print(f"\nrecorded {covered:.1f} s of {elapsed:.1f} s in {len(segments)} segments "
-          f"({100 * covered / elapsed:.1f} %)")
-    assert covered >= 0.95 * 60
+    # Opening the stream reads a couple of seconds of it before the first packet comes out;
+    # those packets are kept, but the first segment's start is stamped when they come out.
+    lag = min(datetime.fromisoformat(s["start"]) for s in segments).timestamp() - played
+    frames = _decode_all(hub_dir, household_identity)
+    print(f"\nrecorded {sum(frames)} frames of the {served:.1f} s served "
+          f"({100 * sum(frames) / (served * 15):.1f} % of its frames) in {len(segments)} segments "
+          f"covering {covered:.1f} s from the first packet, {lag:.1f} s after PLAY")
+    assert served >= 30  # the hub was streamed to for most of the minute
+    assert sum(frames) >= 0.95 * served * 15  # every frame served, bar a GOP before a keyframe
+    assert 0 <= lag < 5  # FFmpeg reads at most 5 s of stream to learn its parameters
+    assert 0.95 * (served - lag) <= covered <= served + 0.5
     assert abs(covered - span) < 0.5  # contiguous: each segment ends where the next starts
     starts = [s["start"] for s in segments]
     assert starts == sorted(starts)
-    frames = _decode_all(hub_dir, household_identity)
-    assert sum(frames) >= 0.95 * 60 * 15
 
 
 @needs_gst
@@ -199,27 +220,42 @@ def test_motion_camera_keeps_the_pre_roll(hub_dir, cli, household_identity):
     assert _decode_all(hub_dir, household_identity)
 
 
+def _camera_state(root, camera: str) -> str | None:
+    """Return the state the running hub last stored for a camera (read-only, no lock)."""
+    with sqlite3.connect(f"file:{root / 'porchlight.db'}?mode=ro", uri=True) as db:
+        row = db.execute("select state from camera_state where camera = ?", [camera]).fetchone()
+    return row[0] if row else None
+
+
 def test_cameras_are_added_and_removed_without_a_restart(hub_dir, cli):
+    config = hub_dir / "config.toml"
+    assert "segment_seconds = 10.0" in config.read_text()
+    # One-second segments (the synthetic camera's GOP): a camera still recording shows at once.
+    config.write_text(config.read_text().replace("segment_seconds = 10.0", "segment_seconds = 1.0"))
     hub = HubProcess(hub_dir)
     try:
         assert cli("camera", "add", "--data", hub_dir, "porch", "--synthetic")[0] == 0
-        for _ in range(100):
+        state = wait_for_camera_state(cli, hub_dir, "online")
+        deadline = time.monotonic() + 30
+        while len(_segments(cli, hub_dir, "porch")) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-            out = cli("camera", "list", "--data", hub_dir, "--json")[1]
-            if json.loads(out)[0]["state"] == "online":
-                break
-        assert json.loads(out)[0]["state"] == "online"
+        recorded = len(_segments(cli, hub_dir, "porch"))
         assert cli("camera", "remove", "--data", hub_dir, "porch")[0] == 0
-        for _ in range(100):
+        deadline = time.monotonic() + 30
+        while _camera_state(hub_dir, "porch") != "stopped" and time.monotonic() < deadline:
             time.sleep(0.2)
-            state = cli("camera", "list", "--data", hub_dir, "--json")[1]
-            if json.loads(state) == []:
-                break
-        time.sleep(2)
+        stopped = _camera_state(hub_dir, "porch")
+        kept = {s["id"] for s in _segments(cli, hub_dir, "porch")}
+        # A camera still recording would seal several one-second segments in this window.
+        time.sleep(4)
+        after = {s["id"] for s in _segments(cli, hub_dir, "porch")}
     finally:
         log = hub.stop()
+    assert state["state"] == "online"
+    assert recorded >= 2  # it recorded without a restart
+    assert after == kept, f"{len(after - kept)} new segments of the removed camera"
+    assert stopped == "stopped"  # the running hub stopped it without a restart
     assert "camera porch: started (synthetic, continuous)" in log
-    assert "camera porch: stopped (" in log
 
 
 def test_camera_add_bad_input(hub_dir, cli):
