@@ -54,6 +54,7 @@ from tests.federation.agency_fixtures import (
     next_message,
     no_message,
     sign_request,
+    sign_request_unchecked,
 )
 from tests.federation.gateway_fixtures import (  # noqa: F401 - autouse leak checks
     no_leaked_tasks,
@@ -430,7 +431,8 @@ def test_scope_and_registry_rejections_at_the_hub(tmp_path):
     assert reason(setup.sign(area={"lat": CENTRE[0], "lon": CENTRE[1], "radius_m": 700.0})) == (
         "radius_too_large"
     )
-    assert reason(setup.sign(case=None)) == "missing_field"
+    unchecked = sign_request_unchecked(setup.agency, evil.kid, time.time(), case=None)
+    assert reason(unchecked) == "missing_field"
     assert reason(setup.sign(area={"lat": 52.0, "lon": 5.5, "radius_m": 100.0})) == (
         "outside_jurisdiction"
     )

@@ -125,7 +125,9 @@ async def test_out_of_scope_requests_are_refused_with_nothing_logged_or_routed(t
         hub = await hood.join(*CENTRE)
         changes, status, reason = _cases(hood.clock())[case]
         before = hood.log_size
-        got, answer = await hood.post_request(hood.sign(**changes))
+        # sign_message refuses to sign a request without its case number: sign it unchecked.
+        sign = hood.sign_unchecked if case == "no case number" else hood.sign
+        got, answer = await hood.post_request(sign(**changes))
         assert (got, answer["reason"]) == (status, reason), answer
         if case == "no case number":
             assert answer["field"] == "case"
