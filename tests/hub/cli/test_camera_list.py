@@ -42,3 +42,14 @@ def test_camera_list_says_not_running_once_the_hub_is_gone(hub_dir, cli, stop):
     assert _states(cli, hub_dir) == {"porch": "not running"}
     code, out, _ = cli("camera", "list", "--data", hub_dir)
     assert out.split()[:4] == ["porch", "synthetic", "continuous", "not"]
+
+
+def test_a_camera_can_be_added_after_the_last_one_was_removed(hub_dir, cli):
+    assert cli("camera", "add", "--data", hub_dir, "porch", "--synthetic")[0] == 0
+    assert cli("camera", "remove", "--data", hub_dir, "porch")[0] == 0
+
+    # Removing the last camera once left `cameras = []`, which no [[cameras]] table can join.
+    assert cli("camera", "add", "--data", hub_dir, "door", "--synthetic") == (
+        0, "added camera door (synthetic, continuous, motion analysis)\n", "")
+    assert _states(cli, hub_dir) == {"door": "not running"}
+    assert "cameras = []" not in (hub_dir / "config.toml").read_text()
