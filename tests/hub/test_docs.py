@@ -42,7 +42,7 @@ def test_every_cli_command_is_documented():
 
 
 def test_hub_never_imports_plugins_by_name():
-    for path in (ROOT / "hub").glob("*.py"):
+    for path in (ROOT / "hub").rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
