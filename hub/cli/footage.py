@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = fsub.add_parser("check", help="check and repair the vault; report every repair")
     data_arg(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--decode", action="store_true",
+                   help="also decrypt and decode every segment to its end (passphrase)")
+    passphrase_arg(p)
     p = fsub.add_parser("hold", help="keep footage from retention")
     data_arg(p)
     window_args(p, required=True)
@@ -58,10 +61,13 @@ def cmd_footage_import(args) -> int:
 
     start = parse_time(args.start, "--start")
     hub = open_hub(args)
+    notes: list[str] = []
     try:
-        segments = import_files(hub, args.camera, start, args.files)
+        segments = import_files(hub, args.camera, start, args.files, notes=notes)
     finally:
         hub.close()
+    for note in notes:
+        print(f"note: {note}")
     print(f"sealed {plural(len(segments), 'segment')} of {args.camera} into the vault")
     return 0
 
@@ -152,17 +158,24 @@ def cmd_footage_prune(args) -> int:
 
 
 def cmd_footage_check(args) -> int:
-    from hub.vault.repair import check_vault
+    from hub.household import unlock_household
+    from hub.vault.repair import check_decoding, check_vault
 
     hub = open_hub(args)
     try:
+        # The passphrase first: a wrong one must stop the check before it repairs anything.
+        identity = unlock_household(hub.data, args.passphrase_file) if args.decode else None
         report = check_vault(hub.vault, verify_hashes=True)
+        if identity is not None:
+            report.repairs.extend(check_decoding(hub.vault, identity, progress=True))
     finally:
         hub.close()
     if args.json:
-        print_json({"checked": report.checked, "repairs": [r.as_json() for r in report.repairs]})
+        print_json({"checked": report.checked, "decoded": args.decode,
+                    "repairs": [r.as_json() for r in report.repairs]})
     else:
-        print(f"checked {plural(report.checked, 'segment')}: "
+        how = " (decoded to the end)" if args.decode else ""
+        print(f"checked {plural(report.checked, 'segment')}{how}: "
               + ("all whole" if report.clean else plural(len(report.repairs), "finding")))
         for repair in report.repairs:
             print(f"  {repair.action}: {repair.path} ({repair.detail})")

@@ -32,20 +32,25 @@ class Hub(Protocol):
 
 
 def import_files(
-    hub: Hub, camera: str, start: datetime, files: list[Path], progress: bool = True
+    hub: Hub, camera: str, start: datetime, files: list[Path], progress: bool = True,
+    notes: list[str] | None = None,
 ) -> list[Segment]:
     """Seal media files into the vault as segments; all or nothing.
 
     The first file starts at `start`; each next file starts where the previous one ended.
+    What had to be left out of a file (a file cut short) is added to `notes`.
     """
     check_camera_name(camera)
     for path in files:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-    seconds = hub.config.vault.segment_seconds
+    length = hub.config.vault.segment_seconds
+    found: list[str] = []
     # Read every file once before sealing anything: a bad file later in the list must not
     # leave the earlier ones half imported.
-    plans = [(path, list(split_media(path, seconds))) for path in files]
+    plans = [(path, list(split_media(path, length, found))) for path in files]
+    if notes is not None:
+        notes.extend(found)
     sealed: list[Segment] = []
     total = sum(len(p.data) for _, pieces in plans for p in pieces)
     bar = progress_bar(total, "B", "import", progress)
@@ -140,8 +145,9 @@ def export_footage(
 
 def _join(segments: list[Segment], start: datetime, end: datetime, out: Path | io.BytesIO,
           loader: Callable[[Segment], Callable[[], bytes]]) -> JoinReport:
-    return join_segments(((s.id, seconds(s.start - start), loader(s)) for s in segments), out,
-                         end=seconds(end - start))
+    return join_segments(
+        ((s.id, seconds(s.start - start), loader(s), seconds(s.end - start)) for s in segments),
+        out, end=seconds(end - start))
 
 
 def _span(report: JoinReport, start: datetime) -> tuple[datetime, datetime] | None:

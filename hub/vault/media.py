@@ -49,10 +49,13 @@ def _open(source: str | Path | BinaryIO, what: str) -> av.container.InputContain
         raise MediaError(f"{what}: not a media file (FFmpeg cannot read it: {err.__class__.__name__})") from None
 
 
-def split_media(path: Path, segment_seconds: float = 10.0) -> Iterator[Piece]:
+def split_media(path: Path, segment_seconds: float = 10.0,
+                notes: list[str] | None = None) -> Iterator[Piece]:
     """Yield ~segment_seconds pieces of a media file, cut at video keyframes by stream copy.
 
-    A still picture is yielded whole. Raise MediaError if the file is not camera media.
+    A still picture is yielded whole. Raise MediaError if the file is not camera media. A file
+    cut short (a camera or a copy that stopped mid-write) yields what it holds whole: the
+    frame the cut went through is dropped, and `notes` says so.
     """
     container = _open(path, str(path))
     with container:
@@ -67,7 +70,8 @@ def split_media(path: Path, segment_seconds: float = 10.0) -> Iterator[Piece]:
             names = ", ".join(s.codec_context.name for s in container.streams) or "no streams"
             raise MediaError(f"{path}: not camera media (no H.264/H.265/VP9/AV1 video: {names})")
         audio = [s for s in container.streams.audio if s.codec_context.name in AUDIO_CODECS]
-        yield from _cut(container, video, audio, segment_seconds, str(path))
+        yield from _cut(container, video, audio, segment_seconds, str(path),
+                        notes if notes is not None else [])
 
 
 def _image_type(container: av.container.InputContainer) -> str | None:
@@ -174,15 +178,26 @@ def _cut(
     audio: list[av.stream.Stream],
     segment_seconds: float,
     what: str,
+    notes: list[str],
 ) -> Iterator[Piece]:
     cutter = SegmentCutter(video, audio, segment_seconds)
     origin: float | None = None
+    dropped = 0
+    last_video: float | None = None
 
     def piece(closed: ClosedSegment) -> Piece:
         return Piece(closed.start - origin, closed.end - origin, closed.data, SEGMENT_TYPE)
 
     try:
         for packet in container.demux(cutter.streams):
+            # The demuxer flags a packet that the file holds only in part: the file was cut
+            # through it. Kept, it would be a frame that never decodes.
+            if packet.is_corrupt:
+                dropped += 1
+                continue
+            if packet.stream is video and packet.pts is not None and origin is not None:
+                at = float(packet.pts * video.time_base) - origin
+                last_video = at if last_video is None else max(last_video, at)
             closed = cutter.feed(packet)
             if origin is None and cutter.open_start is not None:
                 origin = cutter.open_start
@@ -195,6 +210,40 @@ def _cut(
         raise MediaError(f"{what}: cannot remux: {err}") from err
     if origin is None:
         raise MediaError(f"{what}: no keyframe found; nothing to store")
+    declared = float(video.duration * video.time_base) if video.duration else None
+    # The index (at the front of the file) lists more than the file holds.
+    short = declared is not None and last_video is not None and \
+        declared - last_video > 2 * _frame_seconds(video)
+    if dropped or short:
+        held = f"{last_video + _frame_seconds(video):.1f} s" if last_video is not None else "nothing"
+        listed = f" of the {declared:.1f} s its index lists" if declared else ""
+        cut = f", and dropped {dropped} frame{'s' if dropped != 1 else ''} the cut went through" \
+            if dropped else ""
+        notes.append(f"{what} is cut short: imported the {held} it holds{listed}{cut}")
+
+
+def _frame_seconds(video: av.stream.Stream) -> float:
+    rate = video.average_rate or video.guessed_rate
+    return float(1 / rate) if rate else 0.0
+
+
+def decode_problem(data: bytes) -> str | None:
+    """Decode every frame of a segment; return why it stops before its end, or None."""
+    frames, at = 0, 0.0
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            streams = container.streams.video or container.streams
+            for packet in container.demux(streams[0]):
+                if packet.pts is not None:
+                    at = float(packet.pts * packet.time_base)
+                for _frame in packet.decode():
+                    frames += 1
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        return f"does not decode to the end: {reason} at {at:.3f} s, after {frames} frames"
+    if not frames:
+        return "holds no picture that decodes"
+    return None
 
 
 def probe_duration(data: bytes) -> float:
@@ -205,10 +254,6 @@ def probe_duration(data: bytes) -> float:
         return 0.0
 
 
-# Overlaps up to this long between a recorder's consecutive segments are wall-clock jitter:
-# the later segment slips after the earlier one whole. Longer overlaps are the same moments
-# recorded twice (two hubs on one data dir, or a file imported twice) and are skipped.
-SLIP_S = Fraction(1, 2)
 
 
 @dataclass
@@ -239,6 +284,7 @@ class _Placed:
     packets: list[av.Packet]
     offset: Fraction
     video: int
+    declared_end: Fraction | None = None  # where the index says the segment ends
 
     def time(self, packet: av.Packet) -> Fraction:
         ts = packet.pts if packet.pts is not None else packet.dts
@@ -260,6 +306,7 @@ class _Joiner:
         self.report = report
         self.origin: Fraction | None = None  # timeline time that becomes 0 in the file
         self.written_until: Fraction | None = None  # end of the last video frame written
+        self.declared_until: Fraction | None = None  # end of the last segment, by the index
         self.last_dts: dict[int, int] = {}
 
     def add(self, segment_id: str, placed: _Placed) -> bool:
@@ -279,7 +326,12 @@ class _Joiner:
             chosen = before[-1] if before else keyframes[0]
             self.origin = max(Fraction(0), placed.time(placed.packets[chosen]))
         else:
-            if first < self.written_until and self.written_until - first <= SLIP_S:
+            # A recorder's next segment starts where its last one ended by the wall clock,
+            # but its frames may run a little longer than the wall clock did: it continues
+            # the timeline, whole. A segment that starts before the last one ended is the
+            # same moments recorded twice, and only what comes after is new.
+            again = self.declared_until is not None and placed.offset < self.declared_until
+            if first < self.written_until and not again:
                 placed.offset += self.written_until - first
             later = [k for k in keyframes
                      if placed.time(placed.packets[k]) >= self.written_until]
@@ -300,6 +352,9 @@ class _Joiner:
                 return False
             last = inside[-1]
         self._write(placed, chosen, last)
+        if placed.declared_end is not None:
+            self.declared_until = max(self.declared_until or placed.declared_end,
+                                      placed.declared_end)
         return True
 
     def _write(self, placed: _Placed, chosen: int, last: int) -> None:
@@ -351,7 +406,8 @@ class _Joiner:
 
 
 def join_segments(
-    items: Iterable[tuple[str, float | Fraction, Callable[[], bytes]]],
+    items: Iterable[tuple[str, float | Fraction, Callable[[], bytes]]
+                    | tuple[str, float | Fraction, Callable[[], bytes], float | Fraction]],
     out: Path | io.BytesIO,
     *,
     end: float | Fraction | None = None,
@@ -360,7 +416,10 @@ def join_segments(
     """Remux MP4 segments into one MP4 by stream copy, exactly over [0, end) of a timeline.
 
     `items` yields (segment id, where the segment's time zero falls in seconds from the asked
-    start, a loader of its plaintext), in time order. The copy begins at the keyframe at or
+    start, a loader of its plaintext[, where the index says it ends]), in time order. A
+    segment that starts before the previous one ended by the index is the same moments
+    recorded twice; one that starts at or after it continues the timeline even if the
+    previous one's frames ran longer. The copy begins at the keyframe at or
     before 0; the frames before 0 get negative timestamps, which the MP4 muxer turns into an
     edit list, so players start at 0. Footage that an earlier segment already covered is
     skipped and reported, so timestamps only ever rise. A loader that raises is reported and
@@ -371,7 +430,7 @@ def join_segments(
     output: av.container.OutputContainer | None = None
     joiner: _Joiner | None = None
     try:
-        for segment_id, offset, load in items:
+        for segment_id, offset, load, *declared in items:
             try:
                 data = load()
                 source = av.open(io.BytesIO(data), mode="r")
@@ -393,7 +452,9 @@ def join_segments(
                     joiner = _Joiner(output, targets, video, end, report)
                 packets = [p for p in source.demux()
                            if p.dts is not None and p.size and p.stream.index in joiner.targets]
-                if joiner.add(segment_id, _Placed(packets, seconds(offset), video)):
+                placed = _Placed(packets, seconds(offset), video,
+                                 seconds(declared[0]) if declared else None)
+                if joiner.add(segment_id, placed):
                     report.written.append(segment_id)
     finally:
         if output is not None:

@@ -76,6 +76,34 @@ def check_vault(vault: Vault, *, verify_hashes: bool = True) -> CheckReport:
     return report
 
 
+def check_decoding(vault: Vault, identity, progress: bool = False) -> list[Repair]:
+    """Decrypt and decode every whole segment; return a finding for each that stops early.
+
+    Findings only: a segment whose file is whole but whose picture is cut (imported before
+    imports dropped cut frames) is still the owner's footage, so nothing is changed.
+    """
+    from hub.errors import SegmentCorrupt
+    from hub.progress import progress_bar
+    from hub.vault.media import decode_problem
+
+    findings = []
+    segments = vault.segments(status="ok")
+    bar = progress_bar(len(segments), "segment", "decode", progress)
+    try:
+        for segment in segments:
+            try:
+                problem = decode_problem(vault.read(segment, identity))
+            except SegmentCorrupt as err:
+                problem = err.why
+            bar.update(1)
+            if problem is not None:
+                findings.append(Repair("undecodable", segment.path,
+                                       f"segment {segment.id} {problem}"))
+    finally:
+        bar.close()
+    return findings
+
+
 def _remove_temp_files(vault: Vault, report: CheckReport) -> None:
     if not vault.data.tmp.exists():
         return

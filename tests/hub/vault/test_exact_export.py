@@ -162,3 +162,28 @@ def test_overlapping_segments_export_once_in_order_and_say_so(source, hub_dir, c
                or "covers all of it" in line for line in notes)
     assert text.splitlines()[-1].startswith(
         f"wrote {out} (2026-11-20T14:00:00Z to 2026-11-20T14:00:29Z, 29.0 s) from ")
+
+
+def test_a_recorders_segments_that_run_past_the_wall_clock_continue_whole(
+        source, hub_dir, cli, passfile, tmp_path):
+    """A live recorder stamps segments by the wall clock; their frames may run longer."""
+    from hub.service import Hub
+    from hub.vault.media import split_media
+
+    hub = Hub(hub_dir)
+    try:
+        at = parse_time(START)
+        for piece in split_media(source):
+            # Each segment's frames last up to 10 s; the wall clock saw 9 s of them.
+            span = timedelta(seconds=(piece.offset_end - piece.offset_start) * 0.9)
+            hub.vault.seal("porch", at, at + span, piece.media_type, piece.data)
+            at += span
+    finally:
+        hub.close()
+    out = tmp_path / "recorded.mp4"
+    text = _export(cli, hub_dir, passfile, out, 0, 30)
+    assert "note:" not in text  # nothing was taken for a second recording
+    assert _probe(out)["frames"] == 375
+    assert _frame_times(out) == [Fraction(k, FPS) for k in range(375)]
+    assert _decode_warnings(out) == ""
+
