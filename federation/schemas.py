@@ -32,6 +32,8 @@ TYP_ANNOUNCEMENT = "porchlight-announcement+jws"
 TYP_REGISTRY = "porchlight-registry+jws"
 TYP_REQUEST = "porchlight-request+jws"
 TYP_ANSWER = "porchlight-answer+jws"
+# Never logged: the hub's chain-of-custody statement, sealed to the agency (federation/answers.py).
+TYP_CUSTODY = "porchlight-custody+jws"
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -43,6 +45,7 @@ MAX_LIFETIME_S: dict[str, int] = {
     TYP_REGISTRY: 90 * DAY,
     TYP_REQUEST: 14 * DAY,
     TYP_ANSWER: 14 * DAY,
+    TYP_CUSTODY: 14 * DAY,
 }
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
@@ -222,6 +225,12 @@ class Clip(_Strict):
         return self
 
 
+class SealedFile(_Strict):
+    """A sealed file named in a public answer by its SHA-256 alone (no size, no camera, no time)."""
+
+    sha256: Hex64
+
+
 class Agency(_Strict):
     """One agency entry in the registry."""
 
@@ -311,16 +320,47 @@ class RequestClaims(Claims):
 
 
 class AnswerClaims(Claims):
-    """A hub's signed decision on a request, listing the sealed clips it sends."""
+    """A hub's public decision on a request, signed by a key used for that request only."""
 
     request: Jti
     decision: Literal["approved", "denied"]
-    clips: Annotated[list[Clip], Field(max_length=256)] = []
+    # The one-time key itself: the answer carries the key it is checked with, so it names
+    # no household; iss and the header's kid are its thumbprint.
+    key: PublicJwk
+    clips: Annotated[list[SealedFile], Field(max_length=256)] = []
+    custody: SealedFile | None = None
 
     @model_validator(mode="after")
-    def _denied_has_no_clips(self) -> AnswerClaims:
-        if self.decision == "denied" and self.clips:
-            raise ValueError("clips: a denied answer must not list clips")
+    def _decision_and_files(self) -> AnswerClaims:
+        if self.key.thumbprint() != self.iss:
+            raise ValueError("key: iss is not the RFC 7638 thumbprint of key")
+        if self.decision == "denied" and (self.clips or self.custody is not None):
+            raise ValueError("clips: a denied answer must not list clips or a custody file")
+        if self.decision == "approved" and (not self.clips or self.custody is None):
+            raise ValueError("custody: an approval lists its sealed clips and custody file")
+        named = [clip.sha256 for clip in self.clips]
+        if self.custody is not None:
+            named.append(self.custody.sha256)
+        if len(set(named)) != len(named):
+            raise ValueError("clips: a sealed file is listed twice")
+        return self
+
+
+class CustodyClaims(Claims):
+    """The hub's chain-of-custody statement, signed by its long-term key, sealed to the agency."""
+
+    hub_key: PublicJwk
+    gateway: Kid
+    request: Jti
+    answer_key: Kid
+    clips: Annotated[list[Clip], Field(min_length=1, max_length=256)]
+
+    @model_validator(mode="after")
+    def _signer_is_hub_key(self) -> CustodyClaims:
+        if self.hub_key.thumbprint() != self.iss:
+            raise ValueError("hub_key: iss is not the RFC 7638 thumbprint of hub_key")
+        if len({clip.sha256 for clip in self.clips}) != len(self.clips):
+            raise ValueError("clips: a sealed clip is listed twice")
         return self
 
 
@@ -331,6 +371,7 @@ SCHEMAS: dict[str, type[Claims]] = {
     TYP_REGISTRY: RegistryClaims,
     TYP_REQUEST: RequestClaims,
     TYP_ANSWER: AnswerClaims,
+    TYP_CUSTODY: CustodyClaims,
 }
 
 

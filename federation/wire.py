@@ -128,10 +128,11 @@ class RegistryPosted(_FromGateway):
 
 
 class AnswerPosted(_FromGateway):
-    """The gateway's receipt for a hub's answer."""
+    """The gateway's receipt for a hub's answer, with a tlog-proof of it (if it sent one)."""
 
     log_index: Seq
     checkpoint: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)]
+    proof: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)] | None = None
 
 
 ProofHashes = Annotated[list[str], Field(max_length=64)]
@@ -190,22 +191,21 @@ class RequestStatus(_FromGateway):
 
 
 class ClipState(_FromGateway):
-    """A clip an approving answer lists, and whether the gateway still holds it."""
+    """A sealed file an approving answer lists, its size and whether the gateway still holds it."""
 
     sha256: Annotated[str, Field(pattern=rf"^{_ALERT_ID.pattern}$", max_length=64)]
-    size: Annotated[int, Field(ge=1)]
+    size: Annotated[int, Field(ge=1)] | None = None
     available: bool
 
 
 class ApprovedAnswer(_FromGateway):
-    """One approving answer as the agency fetches it."""
+    """One approving answer as the agency fetches it: its one-time key, never the member."""
 
-    hub: Kid
-    jwk: PublicJwk
+    key: Kid
     jws: Token
     log_index: Seq
     proof: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)]
-    clips: Annotated[list[ClipState], Field(max_length=256)]
+    files: Annotated[list[ClipState], Field(max_length=257)]
 
 
 class AnswersAnswer(_FromGateway):

@@ -78,10 +78,22 @@ def _m5_people(db: sqlite_utils.Database) -> None:
     db["shares"].create({"person": str, "camera": str, "since": str}, pk=("person", "camera"))
 
 
+def _m6_request_checkpoint(db: sqlite_utils.Database) -> None:
+    # The log checkpoint a request was proved against, shown to the owner beside its index.
+    db["requests"].add_column("checkpoint", str)
+
+
+def _m7_answer_receipt(db: sqlite_utils.Database) -> None:
+    # Where the log put this hub's answer, and the tlog-proof: the hub's proof it answered.
+    db["requests"].add_column("answer_index", int)
+    db["requests"].add_column("answer_proof", str)
+
+
 # Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
 # beta), and PRAGMA user_version is all a linear list needs.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_vault, _m2_cameras, _m3_neighbourhood, _m4_requests, _m5_people,
+    _m6_request_checkpoint, _m7_answer_receipt,
 ]
 
 

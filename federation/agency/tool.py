@@ -11,10 +11,13 @@ An agency's data directory holds:
 | ``requests/<id>.json`` | each request it sent: the exact JWS, where the log put it |
 | ``announcements/<id>.json`` | each announcement it posted: the exact JWS, the gateway |
 
-``agency_fetch`` downloads the sealed clips of every approving answer, checks each hub's
-signed answer (under the key the gateway vouches for, and in the public log) and the SHA-256
-of every file, opens them with the agency's identity, and writes the MP4s with a chain of
-custody manifest. The network functions are coroutines; the CLI runs them with asyncio.run.
+``agency_fetch`` takes every approving answer: it checks the public answer (under the one-time
+key it carries, and in the public log), downloads and opens the sealed custody file, checks the
+hub's chain-of-custody statement in it (signed by the hub's long-term key, naming the one-time
+key and every clip), then downloads, checks and opens each clip, and writes the MP4s with a
+chain-of-custody manifest that can be checked offline (docs/agency-protocol.md). The gateway
+never says which hub answered: only the sealed statement does. The network functions are
+coroutines; the CLI runs them with asyncio.run.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 from pyrage import x25519
@@ -42,20 +45,27 @@ from federation.announcements import (
     announcement_id,
     sign_announcement,
 )
+from federation.answers import (
+    MAX_CUSTODY_BYTES,
+    CustodyInvalid,
+    VerifiedAnswer,
+    VerifiedCustody,
+    open_custody,
+    verify_answer,
+    verify_custody,
+)
 from federation.bodies import read_error_body
 from federation.errors import FederationError, KeyInvalid
 from federation.http import GatewayHTTP, GatewayKeyChanged, GatewayRejected, GatewayUnavailable
-from federation.jws import new_jti, sign_message, verify_message
+from federation.jws import new_jti, sign_message
 from federation.keys import (
-    KeySet,
     SigningKey,
     generate_signing_key,
     load_private_key,
     save_private_key,
-    thumbprint,
 )
 from federation.neighbourhood_log import check_request_id, checkpoint_verifier, peek_entry
-from federation.schemas import DAY, TYP_ANSWER, TYP_REQUEST, AnswerClaims, parse_claims
+from federation.schemas import DAY, TYP_REQUEST, parse_claims
 from federation.scope import check_request_scope
 from federation.sealed import SealError, open_clip
 from federation.tlog.proof import TlogProofError, verify_tlog_proof
@@ -79,6 +89,9 @@ GATEWAYS_FILE = "gateways.json"
 REQUESTS_DIR = "requests"
 ANNOUNCEMENTS_DIR = "announcements"
 MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = "porchlight-chain-of-custody/2"
+# The age header and armour around a custody statement: one X25519 stanza, the MAC, one chunk.
+_CUSTODY_SEALED_MAX = MAX_CUSTODY_BYTES + 1024
 DEFAULT_REQUEST_LIFETIME_S = 14 * DAY
 _DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
 
@@ -429,32 +442,27 @@ def _utc(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _verify_answer(item: Any, request_id: str, gateway_kid: str, verifier: Any) -> AnswerClaims:
-    jwk = item.jwk.model_dump(exclude_none=True)
-    if thumbprint(jwk) != item.hub:
-        raise AnswerInvalid(f"the gateway vouches for a key that is not hub {item.hub}'s")
+def _verify_answer(item: Any, request_id: str, gateway_kid: str, verifier: Any) -> VerifiedAnswer:
     try:
         # An answer is a record: check it as of when it was signed, not whether it still lives.
         iat = peek_entry(item.jws).claims.get("iat")
-        message = verify_message(
+        answer = verify_answer(
             item.jws,
-            typ=TYP_ANSWER,
-            trusted=KeySet([jwk]),
             audience=gateway_kid,
             now=float(iat) if isinstance(iat, int) else time.time(),
         )
     except FederationError as err:
-        raise AnswerInvalid(f"hub {item.hub}'s answer does not verify: {err}") from err
-    claims = cast(AnswerClaims, message.model)
-    if message.kid != item.hub or claims.request != request_id or claims.decision != "approved":
-        raise AnswerInvalid(f"hub {item.hub}'s answer is not an approval of {request_id}")
+        raise AnswerInvalid(f"answer {item.key}'s signature does not verify: {err}") from err
+    claims = answer.claims
+    if answer.kid != item.key or claims.request != request_id or claims.decision != "approved":
+        raise AnswerInvalid(f"answer {item.key} is not an approval of {request_id}")
     try:
         proven = verify_tlog_proof(item.jws.encode("ascii"), item.proof, verifier)
     except TlogProofError as err:
-        raise AnswerInvalid(f"hub {item.hub}'s answer is not in the public log: {err}") from err
+        raise AnswerInvalid(f"answer {item.key} is not in the public log: {err}") from err
     if proven.index != item.log_index:
-        raise AnswerInvalid(f"hub {item.hub}'s answer is at another log index than stated")
-    return claims
+        raise AnswerInvalid(f"answer {item.key} is at another log index than stated")
+    return answer
 
 
 async def agency_fetch(
@@ -482,29 +490,44 @@ async def agency_fetch(
         verifier = checkpoint_verifier(gateway_jwk)
         listing = await client.answers(request_id)
         for item in listing.answers:
-            claims = _verify_answer(item, request_id, info.gateway.kid, verifier)
-            answers.append(
-                {
-                    "hub_kid": item.hub,
-                    "hub_jwk": item.jwk.model_dump(exclude_none=True),
-                    "decision": claims.decision,
-                    "jws": item.jws,
-                    "log_index": item.log_index,
-                    "tlog_proof": item.proof,
-                }
+            answer = _verify_answer(item, request_id, info.gateway.kid, verifier)
+            files = {state.sha256: state for state in item.files}
+            entry: dict[str, Any] = {
+                "key": answer.kid,
+                "decision": answer.claims.decision,
+                "jws": item.jws,
+                "log_index": item.log_index,
+                "tlog_proof": item.proof,
+            }
+            answers.append(entry)
+            custody = await _fetch_custody(client, agency, request_id, answer, files, sealed_dir)
+            if custody is None:
+                entry["status"] = "custody missing"
+                continue
+            custody_sha256 = answer.sealed[-1]  # an approval's custody file comes last
+            entry.update(
+                status="checked",
+                hub_kid=custody.hub_kid,
+                hub_jwk=custody.hub_jwk,
+                custody={
+                    "sealed_sha256": custody_sha256,
+                    "sealed_file": f"sealed/{custody_sha256}.age",
+                    "statement": custody.statement,
+                },
             )
-            available = {clip.sha256: clip.available for clip in item.clips}
-            for clip in claims.clips:
-                entry = await _fetch_clip(
-                    client, agency, request_id, item.hub, clip, available, out, sealed_dir
+            for clip in custody.claims.clips:
+                clips.append(
+                    await _fetch_clip(
+                        client, agency, request_id, custody.hub_kid, clip, files, out, sealed_dir
+                    )
                 )
-                clips.append(entry)
     manifest = {
-        "format": "porchlight-chain-of-custody/1",
+        "format": MANIFEST_FORMAT,
         "request": {
             "id": request_id,
             "jws": record.get("jws"),
             "log_index": record.get("log_index"),
+            "tlog_proof": record.get("proof"),
         },
         "agency": {"kid": agency.key.kid, "name": agency.card.get("name")},
         "gateway": {"url": gateway_url, "kid": info.gateway.kid, "jwk": gateway_jwk},
@@ -516,13 +539,64 @@ async def agency_fetch(
     return manifest
 
 
+async def _sealed_copy(
+    client: AgencyClient,
+    request_id: str,
+    sha256: str,
+    size: int | None,
+    files: Mapping[str, Any],
+    sealed_dir: Path,
+) -> Path | None:
+    """Return the local copy of a sealed file, downloading it if needed; None if it is gone."""
+    path = sealed_dir / f"{sha256}.age"
+    if path.exists() and await asyncio.to_thread(_sha256_file, path) == sha256:
+        return path
+    state = files.get(sha256)
+    if state is None or not state.available:
+        return None
+    if size is None:
+        # The custody file: no signed size yet, so take the gateway's, within a custody's bound.
+        if state.size is None or state.size > _CUSTODY_SEALED_MAX:
+            raise ClipCorrupt(
+                f"the gateway lists custody file {sha256[:16]}... with a size of {state.size}; "
+                f"a custody file is at most {_CUSTODY_SEALED_MAX} bytes"
+            )
+        size = state.size
+    await client.download_clip(request_id, sha256, path, size)
+    return path
+
+
+async def _fetch_custody(
+    client: AgencyClient,
+    agency: AgencyIdentity,
+    request_id: str,
+    answer: VerifiedAnswer,
+    files: Mapping[str, Any],
+    sealed_dir: Path,
+) -> VerifiedCustody | None:
+    custody = answer.claims.custody
+    assert custody is not None  # an approval always lists one (federation/schemas.py)
+    path = await _sealed_copy(client, request_id, custody.sha256, None, files, sealed_dir)
+    if path is None:
+        return None
+    try:
+        statement = open_custody(await asyncio.to_thread(path.read_bytes), agency.identity)
+        verified = verify_custody(statement, answer, agency_kid=agency.key.kid)
+    except CustodyInvalid as err:
+        raise AnswerInvalid(f"answer {answer.kid}'s chain of custody: {err}") from err
+    if files.get(custody.sha256) is not None and files[custody.sha256].available:
+        with contextlib.suppress(GatewayRejected):
+            await client.confirm_pickup(request_id, custody.sha256)
+    return verified
+
+
 async def _fetch_clip(
     client: AgencyClient,
     agency: AgencyIdentity,
     request_id: str,
     hub: str,
     clip: Any,
-    available: Mapping[str, bool],
+    files: Mapping[str, Any],
     out: Path,
     sealed_dir: Path,
 ) -> dict[str, Any]:
@@ -536,14 +610,9 @@ async def _fetch_clip(
         "sealed_size": clip.size,
         "sealed_file": str(sealed_path.relative_to(out)),
     }
-    have = (
-        sealed_path.exists() and await asyncio.to_thread(_sha256_file, sealed_path) == clip.sha256
-    )
-    if not have:
-        if not available.get(clip.sha256, False):
-            entry["status"] = "missing"
-            return entry
-        await client.download_clip(request_id, clip.sha256, sealed_path, clip.size)
+    if await _sealed_copy(client, request_id, clip.sha256, clip.size, files, sealed_dir) is None:
+        entry["status"] = "missing"
+        return entry
     sealed = await asyncio.to_thread(sealed_path.read_bytes)
     try:
         plaintext = await asyncio.to_thread(open_clip, sealed, agency.identity)
@@ -555,7 +624,8 @@ async def _fetch_clip(
     name = evidence_name(hub, clip.camera, clip.start)
     mp4_path = out / name
     await asyncio.to_thread(_write_file, mp4_path, plaintext)
-    if available.get(clip.sha256, False):
+    state = files.get(clip.sha256)
+    if state is not None and state.available:
         with contextlib.suppress(GatewayRejected):
             await client.confirm_pickup(request_id, clip.sha256)
     entry.update(

@@ -11,9 +11,9 @@ checks that
   use) for this neighbourhood, with versions only going up;
 - every request verifies under the agency key of the registry version in force at its place
   in the log, and met the scope and jurisdiction rules when it was signed;
-- every answer verifies under the key the gateway vouches for (its kid is the key's
-  thumbprint; the JSON entries endpoint says which, and must serve the same entry bytes),
-  answers a request logged before it, and is the hub's only answer to it;
+- every answer verifies under the one-time key it carries (its kid is the key's thumbprint;
+  the JSON entries endpoint must name the same key and serve the same entry bytes), answers
+  a request logged before it, and is the only answer under its key to it;
 - the gateway's inclusion proofs verify (all of them, or a sample of ``max_proofs`` in big
   logs: the rebuilt root already proves every entry's inclusion);
 - the log is consistent with the last checkpoint this machine saw, which is then replaced,
@@ -33,13 +33,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from federation.answers import verify_answer
 from federation.auditor.tiles import RebuiltLog, rebuild_log
 from federation.errors import FederationError
 from federation.http import GatewayKeyChanged, GatewayRejected, PublicGatewayClient
-from federation.jws import verify_message
-from federation.keys import KeyInvalid, KeySet, thumbprint
+from federation.keys import KeyInvalid, thumbprint
 from federation.neighbourhood_log import (
     MAX_ENTRIES_PER_PAGE,
     PeekedEntry,
@@ -48,7 +48,6 @@ from federation.neighbourhood_log import (
 )
 from federation.registry import VerifiedRegistry, verify_registry
 from federation.request_rules import check_request_jws
-from federation.schemas import TYP_ANSWER, AnswerClaims
 from federation.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from federation.tlog.merkle import (
     HASH_SIZE,
@@ -209,10 +208,9 @@ class _Auditor:
                 index, "answer_key_mismatch", "the key the gateway vouches for is not the signer's"
             )
             return
-        message = verify_message(
-            jws, typ=TYP_ANSWER, trusted=KeySet([jwk]), audience=self.gateway_kid, now=at
-        )
-        claims = cast(AnswerClaims, message.model)
+        # Signed by a one-time key it carries (federation/answers.py): it names no household.
+        message = verify_answer(jws, audience=self.gateway_kid, now=at)
+        claims = message.claims
         if claims.request not in self.requests:
             self.report.add(
                 index,
@@ -222,7 +220,7 @@ class _Auditor:
         pair = (claims.request, message.kid)
         if pair in self.answered:
             self.report.add(
-                index, "duplicate_answer", f"hub {message.kid} answered {claims.request} twice"
+                index, "duplicate_answer", f"key {message.kid} answered {claims.request} twice"
             )
         self.answered.add(pair)
 

@@ -86,6 +86,12 @@ class AlreadyAnswered(GatewayError):
     default_reason = "already_answered"
 
 
+class RequestClosed(GatewayError):
+    """The request has expired: no hub may answer it any more."""
+
+    default_reason = "request_closed"
+
+
 class RequestIdTaken(GatewayError):
     """Another agency's request already has this id."""
 
@@ -167,6 +173,7 @@ _STATUS_BY_REASON = {
     "no_registry": 409,
     "request_id_taken": 409,
     "already_answered": 409,
+    "request_closed": 409,
     "clip_exists": 409,
     "registry_wrong_signer": 403,
     "unknown_agency": 403,

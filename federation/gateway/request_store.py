@@ -20,10 +20,12 @@ from federation.gateway.errors import (
     AlreadyAnswered,
     ClipMissing,
     NotRecipient,
+    RequestClosed,
     RequestIdTaken,
     UnknownRequest,
 )
 from federation.gateway.store import REPLAY_LEEWAY_S, GatewayStore, Replay
+from federation.keys import thumbprint
 from federation.registry import RegistryRollback
 
 
@@ -56,14 +58,19 @@ class RequestRow:
 
 @dataclass(frozen=True)
 class AnswerRow:
-    """A hub's logged answer to a request."""
+    """A logged answer: ``hub`` is the member while the request lives, then the answer's key."""
 
     request_id: str
     hub: str
     decision: str
     token: str
-    hub_jwk: dict[str, str]
+    key_jwk: dict[str, str]  # the one-time key (the answers table's hub_jwk column)
     log_index: int
+
+    @property
+    def key_kid(self) -> str:
+        """Return the kid of the one-time key that signed the answer."""
+        return thumbprint(self.key_jwk)
 
 
 @dataclass(frozen=True)
@@ -358,24 +365,37 @@ def check_answer(
     *,
     request_id: str,
     hub: str,
+    key_kid: str,
     replay: Replay,
-    clips: list[tuple[str, int]],
+    sealed: list[str],
     now: float,
 ) -> None:
-    """Refuse an answer to an unknown or foreign request, a second answer, or missing clips."""
-    check_recipient(db, request_id, hub)
+    """Refuse an answer to an unknown, foreign or closed request, a second one, missing files."""
+    request = check_recipient(db, request_id, hub)
+    if now > request.exp + REPLAY_LEEWAY_S:
+        raise RequestClosed(
+            f"request {request_id} has expired; it can no longer be answered"
+        )
     check_not_answered(db, request_id, hub)
+    # The one-time key is derived from the hub's key and the request: a hub that lost its
+    # first receipt, or a gateway that lost the member link in a crash, meets it again here.
+    if db.execute(
+        "SELECT 1 FROM log_entries WHERE kind = 'answer' AND request_id = ? AND signer = ?",
+        (request_id, key_kid),
+    ).fetchone():
+        raise AlreadyAnswered(
+            f"request {request_id} already has an answer under this key; an answer is final"
+        )
     store.remember_in(db, replay, now)
-    for position, (sha256, size) in enumerate(clips):
+    for position, sha256 in enumerate(sealed):
         row = db.execute(
-            "SELECT size FROM clips WHERE request_id = ? AND sha256 = ? AND hub = ?",
+            "SELECT 1 FROM clips WHERE request_id = ? AND sha256 = ? AND hub = ?",
             (request_id, sha256, hub),
         ).fetchone()
-        if row is None or row[0] != size:
-            problem = "was not uploaded" if row is None else f"was uploaded with {row[0]} bytes"
+        if row is None:
             raise ClipMissing(
-                f"clips[{position}]: sealed clip {sha256[:16]}... of {size} bytes {problem}; "
-                "upload every clip before the answer that lists it",
+                f"sealed file {sha256[:16]}... was not uploaded by this hub; upload every "
+                "clip and the custody file before the answer that lists them",
                 field=f"clips[{position}]",
             )
 
@@ -386,23 +406,45 @@ def ingest_answer(
     *,
     request_id: str,
     hub: str,
-    hub_jwk: Mapping[str, str],
+    key_jwk: Mapping[str, str],
     decision: str,
     token: str,
-    clips: list[str],
+    sealed: list[str],
     now: float,
 ) -> None:
-    """Record a logged answer and mark the clips it lists."""
+    """Record a logged answer and mark the files it lists; only ``answers.hub`` names the member."""
+    key_kid = thumbprint(key_jwk)
     db.execute(
         "INSERT INTO answers (request_id, hub, decision, token, hub_jwk, log_index, received_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (request_id, hub, decision, token, _dumps(dict(hub_jwk)), index, now),
+        (request_id, hub, decision, token, _dumps(dict(key_jwk)), index, now),
     )
-    _index_entry(db, index, "answer", hub, hub_jwk, request_id=request_id, decision=decision)
+    # The log index is public: it names the one-time key, never the member.
+    _index_entry(db, index, "answer", key_kid, key_jwk, request_id=request_id, decision=decision)
+    # From here on the held files belong to the answer's key, not to the member.
     db.executemany(
-        "UPDATE clips SET listed = 1 WHERE request_id = ? AND sha256 = ? AND hub = ?",
-        [(request_id, sha256, hub) for sha256 in clips],
+        "UPDATE clips SET listed = 1, hub = ? WHERE request_id = ? AND sha256 = ? AND hub = ?",
+        [(key_kid, request_id, sha256, hub) for sha256 in sealed],
     )
+
+
+def forget_answer_links(db: sqlite3.Connection, now: float) -> int:
+    """Replace the member by the answer's key once its request has closed; return how many."""
+    rows = db.execute(
+        "SELECT a.request_id, a.hub, a.hub_jwk FROM answers a JOIN requests r"
+        " ON r.id = a.request_id WHERE r.exp + ? < ?",
+        (REPLAY_LEEWAY_S, now),
+    ).fetchall()
+    forgotten = 0
+    for request_id, hub, jwk in rows:
+        key_kid = thumbprint(json.loads(jwk))
+        if hub != key_kid:
+            db.execute(
+                "UPDATE answers SET hub = ? WHERE request_id = ? AND hub = ?",
+                (key_kid, request_id, hub),
+            )
+            forgotten += 1
+    return forgotten
 
 
 def approved_answers(db: sqlite3.Connection, request_id: str) -> list[AnswerRow]:
@@ -482,7 +524,7 @@ def expired_clips(db: sqlite3.Connection, now: float) -> list[tuple[str, str]]:
 
 
 def clips_of(db: sqlite3.Connection, request_id: str, hub: str) -> dict[str, ClipRow]:
-    """Return a hub's held clips for a request, by sha256."""
+    """Return the held files of a request under one holder (member or answer key), by sha256."""
     rows = db.execute(
         "SELECT request_id, sha256, hub, size, expires_at, listed, fetched_at FROM clips"
         " WHERE request_id = ? AND hub = ?",

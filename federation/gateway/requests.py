@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from federation.answers import verify_answer
 from federation.cells import cells_covering_circle
 from federation.errors import FederationError, MalformedMessage, SchemaError
 from federation.gateway import request_store as rs
@@ -38,9 +39,8 @@ from federation.gateway.log import GatewayLog, LogCommitter, LogRoutes
 from federation.gateway.registry_page import PAGE_HEADERS, render_public_page
 from federation.gateway.relay import CHUNK, ClipStore
 from federation.gateway.store import Replay
+from federation.gateway.witnessing import Witnessing
 from federation.hop import HopDigestError, HopUnknownKey, parse_content_digest
-from federation.jws import verify_message
-from federation.keys import KeySet
 from federation.neighbourhood_log import REQUEST_ID, SHA256_HEX, peek_entry
 from federation.registry import (
     AgencyEntry,
@@ -50,7 +50,6 @@ from federation.registry import (
     verify_registry,
 )
 from federation.request_rules import check_request_jws
-from federation.schemas import TYP_ANSWER, AnswerClaims
 from federation.wire import encode_request_frame, parse_registry_upload, parse_token_body
 
 log = logging.getLogger(__name__)
@@ -62,9 +61,12 @@ def _jwk_json(jwk: dict[str, str]) -> str:
     return json.dumps(jwk, separators=(",", ":"), sort_keys=True)
 
 
-@functools.lru_cache(maxsize=4096)
-def _member_keys(jwk_json: str) -> KeySet:
-    return KeySet([json.loads(jwk_json)])
+def _sealed(claims: dict[str, Any]) -> list[str]:
+    """Return the SHA-256 of every sealed file a (verified) answer lists, custody last."""
+    named = [clip["sha256"] for clip in claims.get("clips", [])]
+    if claims.get("custody"):
+        named.append(claims["custody"]["sha256"])
+    return named
 
 
 def _registry_agencies(registry: VerifiedRegistry) -> dict[str, dict[str, Any]]:
@@ -78,6 +80,12 @@ def _registry_agencies(registry: VerifiedRegistry) -> dict[str, dict[str, Any]]:
         }
         for kid, agency in registry.agencies.items()
     }
+
+
+class LongTermKey(GatewayError):
+    """An answer is signed by a member's long-term key instead of a one-time key."""
+
+    default_reason = "long_term_key"
 
 
 class WrongRequest(GatewayError):
@@ -99,7 +107,17 @@ class RequestService:
         self.clips = ClipStore(gateway.data_dir)
         self.committer = LogCommitter(self.log, self.store, self._run)
         self.committer.on_failure = self._after_failed_commit
-        self.routes = LogRoutes(self.log, self._entry_keys, self._run)
+        self.witnessing = Witnessing(
+            self.log.tiles,
+            list(self.settings.witnesses),
+            self._run,
+            timeout_s=self.settings.witness_timeout_s,
+        )
+        self.committer.on_append = self.witnessing.notify
+        self._routing: set[asyncio.Task[None]] = set()
+        self.routes = LogRoutes(
+            self.log, self._entry_keys, self._run, checkpoint=lambda: self.witnessing.published
+        )
         self.registry: VerifiedRegistry | None = None
         self.ever_listed: set[str] = set()
 
@@ -129,9 +147,14 @@ class RequestService:
             log.warning("indexed %s log entries the database had lost", indexed)
         await self._load_registry()
         self.committer.start()
+        self.witnessing.start()
 
     async def stop(self) -> None:
         """Stop the committer and the clip store's threads."""
+        for task in self._routing:
+            task.cancel()
+        await asyncio.gather(*self._routing, return_exceptions=True)
+        await self.witnessing.stop()
         await self.committer.stop()
         self.clips.close()
 
@@ -192,16 +215,17 @@ class RequestService:
                 now=now,
             )
         else:
-            member = self.store.member(peeked.kid)
+            # The member who sent it is not in the log, by design: after a crash the answer
+            # is held under its one-time key (its already_answered check still holds, by key).
             rs.ingest_answer(
                 db,
                 index,
                 request_id=claims["request"],
                 hub=peeked.kid,
-                hub_jwk=member.jwk if member else {},
+                key_jwk=claims["key"],
                 decision=claims["decision"],
                 token=token,
-                clips=[clip["sha256"] for clip in claims.get("clips", [])],
+                sealed=_sealed(claims),
                 now=now,
             )
 
@@ -222,7 +246,10 @@ class RequestService:
         )
 
     async def purge(self, now: float) -> int:
-        """Delete sealed clips past their time; return how many."""
+        """Delete sealed clips past their time, forget closed answers' members; return clips."""
+        forgotten = await self._write(rs.forget_answer_links, now)
+        if forgotten:
+            log.info("forgot which member sent %s answers to closed requests", forgotten)
         expired = await self._write(rs.expired_clips, now)
         for request_id, sha256 in expired:
             await self.clips._call(self.clips.delete, request_id, sha256)
@@ -452,18 +479,48 @@ class RequestService:
 
         index, recipients = await self.committer.submit(raw.encode("ascii"), check, record)
         proof = await self._run(functools.partial(self.log.tlog_proof, index))
+        if self.witnessing.enabled:
+            # Route once the witnesses have cosigned a checkpoint holding it (or timed out),
+            # so hubs that require cosignatures get them; the agency's answer does not wait.
+            task = asyncio.create_task(
+                self._route(recipients, claims.jti, raw, index, agency.name),
+                name=f"gateway-route-{claims.jti}",
+            )
+            self._routing.add(task)
+            task.add_done_callback(self._routing.discard)
+        else:
+            self._offer(recipients, claims.jti, raw, index, proof, agency.name)
+        return {"id": claims.jti, "log_index": index, "proof": proof}
+
+    async def _route(
+        self, recipients: list[tuple[str, int]], request_id: str, raw: str, index: int, agency: str
+    ) -> None:
+        await self.witnessing.wait_published(
+            index + 1, self.settings.witness_timeout_s * 2 + 1
+        )
+        proof = await self._run(functools.partial(self.witnessing.tlog_proof, index))
+        self._offer(recipients, request_id, raw, index, proof, agency)
+
+    def _offer(
+        self,
+        recipients: list[tuple[str, int]],
+        request_id: str,
+        raw: str,
+        index: int,
+        proof: str,
+        agency: str,
+    ) -> None:
         live = self.gateway.streams.offer(
-            recipients, lambda seq: encode_request_frame(seq, claims.jti, raw, proof)
+            recipients, lambda seq: encode_request_frame(seq, request_id, raw, proof)
         )
         log.info(
             "request %s from %s logged at %s, routed to %s hubs (%s live)",
-            claims.jti,
-            agency.name,
+            request_id,
+            agency,
             index,
             len(recipients),
             live,
         )
-        return {"id": claims.jti, "log_index": index, "proof": proof}
 
     def request_frames(self, rows: list[Any]) -> list[tuple[int, str]]:
         """Build stream frames for queued requests, each with a fresh tlog-proof."""
@@ -471,7 +528,7 @@ class RequestService:
             (
                 row.seq,
                 encode_request_frame(
-                    row.seq, row.alert_id, row.token, self.log.tlog_proof(row.log_index)
+                    row.seq, row.alert_id, row.token, self.witnessing.tlog_proof(row.log_index)
                 ),
             )
             for row in rows
@@ -519,25 +576,23 @@ class RequestService:
         _, row = await self._own_request(request, body)
 
         def collect(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            # Never the member: the agency learns who approved only from the custody file.
             items = []
             for answer in rs.approved_answers(db, row.id):
-                held = rs.clips_of(db, row.id, answer.hub)
-                clips = peek_entry(answer.token).claims.get("clips", [])
+                files = []
+                for sha256 in _sealed(peek_entry(answer.token).claims):
+                    clip = rs.clip_row(db, row.id, sha256)
+                    held = clip is not None and self.clips.exists(row.id, sha256)
+                    files.append(
+                        {"sha256": sha256, "size": clip.size if held else None, "available": held}
+                    )
                 items.append(
                     {
-                        "hub": answer.hub,
-                        "jwk": answer.hub_jwk,
+                        "key": answer.key_kid,
                         "jws": answer.token,
                         "log_index": answer.log_index,
                         "proof": self.log.tlog_proof(answer.log_index),
-                        "clips": [
-                            {
-                                "sha256": clip["sha256"],
-                                "size": clip["size"],
-                                "available": clip["sha256"] in held,
-                            }
-                            for clip in clips
-                        ],
+                        "files": files,
                     }
                 )
             return items
@@ -609,27 +664,31 @@ class RequestService:
         request_id = self._request_id(request)
         token = parse_token_body(body, what="answer")
         now = self.gateway.clock()
-        message = verify_message(
-            token,
-            typ=TYP_ANSWER,
-            trusted=_member_keys(_jwk_json(member.jwk)),
-            audience=self.gateway.kid,
-            now=now,
-        )
-        claims = cast(AnswerClaims, message.model)
+        # Signed by a one-time key that names no household; the hop signature says which
+        # member sent it, and only this database keeps that, until the request closes.
+        answer = verify_answer(token, audience=self.gateway.kid, now=now)
+        claims = answer.claims
         if claims.request != request_id:
             raise WrongRequest(
                 f"request: the answer is to {claims.request}, but was posted to {request_id}",
                 reason="wrong_request",
             )
+        if answer.kid == member.kid or await self._run(
+            functools.partial(self.store.member, answer.kid)
+        ):
+            # A member's own key in the public log would name the household for good.
+            raise LongTermKey(
+                "the answer is signed by a member's own key; sign it with the one-time key "
+                "for this request (federation/answers.py)"
+            )
         existing = await self._read(rs.answer_row, request_id, member.kid)
-        if existing is not None and existing.token == message.token:
+        if existing is not None and existing.token == answer.token:
             # The same answer again (its first receipt was lost): the same receipt.
             return web.json_response(
-                {"log_index": existing.log_index, "checkpoint": self.log.signed_checkpoint}
+                await self._run(functools.partial(self._receipt, existing.log_index))
             )
-        clips = [(clip.sha256, clip.size) for clip in claims.clips]
-        replay = Replay(member.kid, claims.jti, claims.exp)
+        sealed = answer.sealed
+        replay = Replay(answer.kid, claims.jti, claims.exp)
 
         def check(db: sqlite3.Connection) -> None:
             rs.check_answer(
@@ -637,8 +696,9 @@ class RequestService:
                 self.store,
                 request_id=request_id,
                 hub=member.kid,
+                key_kid=answer.kid,
                 replay=replay,
-                clips=clips,
+                sealed=sealed,
                 now=now,
             )
 
@@ -648,19 +708,25 @@ class RequestService:
                 index,
                 request_id=request_id,
                 hub=member.kid,
-                hub_jwk=member.jwk,
+                key_jwk=answer.jwk,
                 decision=claims.decision,
-                token=message.token,
-                clips=[sha256 for sha256, _ in clips],
+                token=answer.token,
+                sealed=sealed,
                 now=now,
             )
             return index
 
-        index = await self.committer.submit(message.raw, check, record)
-        log.info("hub %s answered request %s (%s)", member.kid, request_id, claims.decision)
-        return web.json_response(
-            {"log_index": index, "checkpoint": self.log.signed_checkpoint}, status=201
-        )
+        index = await self.committer.submit(answer.token.encode("ascii"), check, record)
+        # The log line names the one-time key (public anyway), never the member.
+        log.info("answer %s to request %s (%s) logged at %s", answer.kid, request_id,
+                 claims.decision, index)
+        return web.json_response(await self._run(functools.partial(self._receipt, index)),
+                                 status=201)
+
+    def _receipt(self, index: int) -> dict[str, Any]:
+        """Return an answer's receipt: its index, the checkpoint and a tlog-proof under it."""
+        proof = self.log.tlog_proof(index)
+        return {"log_index": index, "checkpoint": self.log.signed_checkpoint, "proof": proof}
 
     async def handle_upload_clip(self, request: web.Request) -> web.Response:
         """POST /v1/requests/{id}/clips/{sha256}: receive one sealed clip from a hub."""

@@ -149,10 +149,11 @@ async def _maybe_await(value: Any) -> None:
 
 @dataclass(frozen=True)
 class AnswerReceipt:
-    """Where the gateway's log put a hub's answer."""
+    """Where the gateway's log put a hub's answer, and its tlog-proof (unverified here)."""
 
     log_index: int
     checkpoint: str
+    proof: str | None = None
 
 
 class GatewayClient(GatewayHTTP):
@@ -330,7 +331,9 @@ class GatewayClient(GatewayHTTP):
 
         data = await self.delivery.send(self.origin, attempt)
         answer = parse_answer(AnswerPosted, data, what="answer receipt", limit=MAX_NOTE_BYTES)
-        return AnswerReceipt(log_index=answer.log_index, checkpoint=answer.checkpoint)
+        return AnswerReceipt(
+            log_index=answer.log_index, checkpoint=answer.checkpoint, proof=answer.proof
+        )
 
     def _registration(self, cell: str, audience: str, hop_key: SigningKey | None = None) -> str:
         hop_jwk = dict((hop_key or self.hop_key).public_jwk)

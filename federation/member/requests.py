@@ -14,10 +14,10 @@ docs/agency-protocol.md lists the reasons in order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from federation.errors import (
     FederationError,
@@ -26,9 +26,7 @@ from federation.errors import (
     ScopeError,
     SignatureInvalid,
 )
-from federation.jws import sign_message
-from federation.keys import SigningKey
-from federation.neighbourhood_log import check_request_id, checkpoint_verifier, log_origin
+from federation.neighbourhood_log import checkpoint_verifier, log_origin
 from federation.registry import (
     AgencyEntry,
     OutsideJurisdiction,
@@ -38,7 +36,7 @@ from federation.registry import (
 )
 from federation.replay import ReplayStore
 from federation.request_rules import check_request_jws
-from federation.schemas import MAX_LIFETIME_S, TYP_ANSWER, RequestClaims
+from federation.schemas import RequestClaims
 from federation.scope import DEFAULT_LIMITS, ScopeLimits
 from federation.tlog.checkpoint import (
     Checkpoint,
@@ -78,7 +76,6 @@ __all__ = [
     "consistency_sizes",
     "log_origin",
     "parse_routed_request",
-    "sign_answer",
     "verify_routed_request",
 ]
 
@@ -365,26 +362,3 @@ def verify_routed_request(
         store_checkpoint=store or verified.signed_checkpoint,
     )
 
-
-def sign_answer(
-    hub_key: SigningKey,
-    *,
-    gateway_kid: str,
-    request_id: str,
-    decision: Literal["approved", "denied"],
-    clips: Iterable[Mapping[str, Any]] = (),
-    now: float,
-    lifetime_s: int | None = None,
-) -> str:
-    """Sign a hub's answer to a request: the decision and the sealed clips' digests, no footage."""
-    check_request_id(request_id)
-    issued = int(now)
-    claims: dict[str, Any] = {
-        "aud": gateway_kid,
-        "request": request_id,
-        "decision": decision,
-        "clips": [dict(clip) for clip in clips],
-        "iat": issued,
-        "exp": issued + int(lifetime_s or MAX_LIFETIME_S[TYP_ANSWER]),
-    }
-    return sign_message(hub_key, TYP_ANSWER, claims, now=issued)

@@ -1,4 +1,4 @@
-"""`porchlight requests list|show|approve|deny`: the inbox of agency requests."""
+"""`porchlight requests list|show|approve|deny|prove`: the inbox of agency requests."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_arg(p)
     p.add_argument("id")
     p.add_argument("--silent", action="store_true", help="send no answer at all")
+    p = rsub.add_parser("prove", help="prove that this hub's answer to a request is in the log")
+    data_arg(p)
+    p.add_argument("id")
 
 
 def cmd_requests_list(args) -> int:
@@ -59,6 +62,22 @@ def cmd_requests_list(args) -> int:
             line = (f"{r['id']}  {r['status']:<15} {r['agency'] or '-'}  case {r['case_number'] or '-'}"
                     f"  {window}")
             print(line + (f"  ({r['detail']})" if r["detail"] else ""))
+    return 0
+
+
+def cmd_requests_prove(args) -> int:
+    from hub.neighbourhood.requests import prove_answer
+    from hub.neighbourhood.service import load_membership
+
+    hub = open_hub(args)
+    try:
+        membership = load_membership(hub.data)
+        if membership is None:
+            raise UsageError("this hub is not a member of a gateway")
+        proof = prove_answer(hub, args.id, membership.gateway_jwk)
+    finally:
+        hub.close()
+    print_json(proof)
     return 0
 
 

@@ -6,21 +6,27 @@ footage it holds; only then does it wait for the owner. Nothing leaves without t
 explicit approval of that request: then each chosen camera's footage in the window is joined
 into one MP4 (stream copy; re-encoded only to blur faces), sealed with age to the agency's
 recipient from the registry, uploaded, and a signed answer lists the SHA-256 of every file.
+The public answer is signed by a key used for this request only; the hub's own key signs the
+chain of custody, sealed to the agency with the clips (federation/answers.py).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from federation.answers import answer_key, sign_answer, verify_answer
 from federation.cells import distance_m
 from federation.errors import FederationError
-from federation.member.requests import VerifiedRequest, sign_answer
+from federation.member.requests import VerifiedRequest, checkpoint_verifier
+from federation.neighbourhood_log import peek_entry
 from federation.registry import VerifiedRegistry, verify_registry
 from federation.sealed import seal_clip, sha256_hex
+from federation.tlog.proof import TlogProofError, verify_tlog_proof
 from hub.errors import PorchlightError, UsageError
 from hub.household import hub_key
 from hub.timeutil import iso, utcnow
@@ -42,6 +48,7 @@ class Decision:
     status: str
     clips: list[dict]
     answer: str | None
+    log_index: int | None = None
 
 
 def registry_path(data):
@@ -117,12 +124,19 @@ def record_request(hub, request: VerifiedRequest | None, *, status: str, detail:
                    legal_basis=claims.legal_basis, start=iso(request.window_start),
                    end=iso(request.window_end), lat=request.lat, lon=request.lon,
                    radius_m=request.radius_m, log_index=request.log_index,
-                   recipient=request.agency.recipient)
+                   recipient=request.agency.recipient,
+                   checkpoint=checkpoint_text(request.checkpoint))
     with hub.db.write_lock:
         existing = hub.db.execute("select status from requests where id = ?", [row["id"]]).fetchone()
         if existing is not None and existing[0] != DROPPED:
             return  # a request the owner already saw is never replaced
         hub.db["requests"].upsert(row, pk="id", alter=False)
+
+
+def checkpoint_text(checkpoint) -> str:
+    """Return a checkpoint's body (origin, tree size, root hash) as the log signed it."""
+    root = base64.b64encode(checkpoint.root_hash).decode()
+    return f"{checkpoint.origin}\n{checkpoint.size}\n{root}\n"
 
 
 def list_requests(hub, include_dropped: bool = False) -> list[dict]:
@@ -141,7 +155,8 @@ def get_request(hub, request_id: str) -> dict:
 
 def _shown(row: dict) -> dict:
     keys = ("id", "status", "detail", "agency", "agency_kid", "case_number", "reason",
-            "legal_basis", "start", "end", "radius_m", "log_index", "received", "decided")
+            "legal_basis", "start", "end", "radius_m", "log_index", "received", "decided",
+            "checkpoint")
     shown = {k: row.get(k) for k in keys}
     shown["clips"] = json.loads(row.get("clips") or "[]")
     return shown
@@ -189,19 +204,22 @@ async def approve(hub, client, gateway_kid: str, request_id: str, identity,
     """Seal, upload and answer for one request the owner approved."""
     row = _pending(hub, request_id)
     clips = build_clips(hub, row, identity, cameras, blur_faces)
+    listed = [d for d, _ in clips]
+    signed = sign_answer(hub_key(hub.data), gateway_kid=gateway_kid, request_id=request_id,
+                         decision="approved", clips=listed, agency_kid=row["agency_kid"],
+                         recipient=row["recipient"], now=hub.clock().timestamp())
     try:
         for descriptor, sealed in clips:
             await client.upload_clip(request_id, descriptor["sha256"], sealed)
-        answer = sign_answer(hub_key(hub.data), gateway_kid=gateway_kid, request_id=request_id,
-                             decision="approved", clips=[d for d, _ in clips],
-                             now=hub.clock().timestamp())
-        await client.post_answer(request_id, answer)
+        # The hub's long-term signature travels only inside this file, sealed to the agency.
+        await client.upload_clip(request_id, signed.custody_sha256, signed.custody)
+        receipt = await client.post_answer(request_id, signed.token)
     except (FederationError, OSError) as err:
         hub.vault.release("request", request_id)
         raise PorchlightError(f"the approval could not be delivered: {err}; nothing was "
                               "answered, try again") from err
-    _decide(hub, request_id, APPROVED, [d for d, _ in clips], answer)
-    return Decision(APPROVED, [d for d, _ in clips], answer)
+    _decide(hub, request_id, APPROVED, listed, signed.token, receipt)
+    return Decision(APPROVED, listed, signed.token, receipt.log_index)
 
 
 async def deny(hub, client, gateway_kid: str, request_id: str, silent: bool) -> Decision:
@@ -210,21 +228,53 @@ async def deny(hub, client, gateway_kid: str, request_id: str, silent: bool) -> 
     if silent:
         _decide(hub, request_id, DENIED_SILENTLY, [], None)
         return Decision(DENIED_SILENTLY, [], None)
-    answer = sign_answer(hub_key(hub.data), gateway_kid=gateway_kid, request_id=request_id,
+    signed = sign_answer(hub_key(hub.data), gateway_kid=gateway_kid, request_id=request_id,
                          decision="denied", now=hub.clock().timestamp())
     try:
-        await client.post_answer(request_id, answer)
+        receipt = await client.post_answer(request_id, signed.token)
     except (FederationError, OSError) as err:
         raise PorchlightError(f"the denial could not be delivered: {err}; try again") from err
-    _decide(hub, request_id, DENIED, [], answer)
-    return Decision(DENIED, [], answer)
+    _decide(hub, request_id, DENIED, [], signed.token, receipt)
+    return Decision(DENIED, [], signed.token, receipt.log_index)
 
 
-def _decide(hub, request_id: str, status: str, clips: list[dict], answer: str | None) -> None:
+def _decide(hub, request_id: str, status: str, clips: list[dict], answer: str | None,
+            receipt=None) -> None:
     with hub.db.write_lock:
         hub.db["requests"].update(request_id, {
             "status": status, "decided": iso(utcnow()), "clips": json.dumps(clips),
-            "answer": answer, "hold_until": iso(utcnow() + HOLD_FOR) if clips else None})
+            "answer": answer, "hold_until": iso(utcnow() + HOLD_FOR) if clips else None,
+            "answer_index": receipt.log_index if receipt else None,
+            "answer_proof": receipt.proof if receipt else None})
+
+
+def prove_answer(hub, request_id: str, gateway_jwk: dict) -> dict:
+    """Return this hub's proof that its answer to a request is in the public log, checked."""
+    row = next(hub.db["requests"].rows_where("id = ?", [request_id]), None)
+    if row is None or not row.get("answer"):
+        raise UsageError(f"this hub sent no answer to request {request_id!r}")
+    if not row.get("answer_proof"):
+        raise PorchlightError(f"the gateway gave no proof of the answer to {request_id}; "
+                              "this hub answered before answers carried one")
+    verifier = checkpoint_verifier(gateway_jwk)
+    gateway_kid = verifier.name.rsplit("/", 1)[-1]
+    token = row["answer"]
+    try:
+        answer = verify_answer(token, audience=gateway_kid, now=_issued(token))
+        proven = verify_tlog_proof(token.encode("ascii"), row["answer_proof"], verifier)
+    except (FederationError, TlogProofError) as err:
+        raise PorchlightError(f"the stored proof of the answer to {request_id} does not "
+                              f"verify: {err}") from err
+    # Only this hub can derive the one-time key: that is what makes the answer its own.
+    own = answer_key(hub_key(hub.data), gateway_kid=gateway_kid, request_id=request_id)
+    if own.kid != answer.kid or proven.index != row.get("answer_index"):
+        raise PorchlightError(f"the logged answer to {request_id} is not this hub's")
+    return {"request": request_id, "decision": answer.claims.decision, "key": answer.kid,
+            "log_index": proven.index, "answer": token, "tlog_proof": row["answer_proof"]}
+
+
+def _issued(token: str) -> float:
+    return float(peek_entry(token).claims["iat"])
 
 
 def release_expired_holds(hub, now: datetime | None = None) -> int:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,6 +197,34 @@ class Neighbourhood:
         hub = Hub(key, membership, client, (lat, lon))
         self.hubs.append(hub)
         return hub
+
+
+async def answer(
+    hood: Neighbourhood,
+    hub: Hub,
+    request_id: str,
+    decision: str,
+    clips: Sequence[tuple[dict[str, Any], bytes]] = (),
+) -> Any:
+    """Answer as a hub does: upload each sealed clip and the custody file, then the answer."""
+    from federation.answers import sign_answer
+
+    signed = sign_answer(
+        hub.key,
+        gateway_kid=hood.kid,
+        request_id=request_id,
+        decision=decision,  # type: ignore[arg-type]
+        clips=[descriptor for descriptor, _ in clips],
+        agency_kid=hood.card["kid"],
+        recipient=hood.card["recipient"],
+        now=hood.clock(),
+    )
+    for descriptor, sealed in clips:
+        await hub.client.upload_clip(request_id, descriptor["sha256"], sealed)
+    if signed.custody is not None:
+        await hub.client.upload_clip(request_id, signed.custody_sha256, signed.custody)
+    receipt = await hub.client.post_answer(request_id, signed.token)
+    return signed, receipt
 
 
 async def post_body(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:

@@ -174,15 +174,9 @@ VALID_BODIES: dict[str, tuple[SigningKey, dict[str, Any]]] = {
             "aud": AUD,
             "request": "req-0001",
             "decision": "approved",
-            "clips": [
-                {
-                    "sha256": "cd" * 32,
-                    "size": 5_000_000,
-                    "start": NOW - 7200,
-                    "end": NOW - 7100,
-                    "camera": "porch",
-                }
-            ],
+            "key": dict(HUB.public_jwk),  # in real answers, a one-time key (federation/answers.py)
+            "clips": [{"sha256": "cd" * 32}],
+            "custody": {"sha256": "ef" * 32},
         },
     ),
 }

@@ -17,6 +17,7 @@ from federation.schemas import (
     TYP_ALERT,
     TYP_ANNOUNCEMENT,
     TYP_ANSWER,
+    TYP_CUSTODY,
     TYP_REGISTRATION,
     TYP_REGISTRY,
     TYP_REQUEST,
@@ -77,7 +78,17 @@ VALID: dict[str, dict[str, Any]] = {
         "window": {"start": "2025-06-14T21:00:00Z", "end": "2025-06-14T21:30:00.250Z"},
         "area": {"lat": 52.37, "lon": 4.89, "radius_m": 250.5},
     },
-    TYP_ANSWER: {**BASE, "request": "req-1", "decision": "denied"},
+    TYP_ANSWER: {**BASE, "request": "req-1", "decision": "denied", "key": dict(HUB.public_jwk)},
+    TYP_CUSTODY: {
+        **BASE,
+        "aud": AGENCY.kid,
+        "hub_key": dict(HUB.public_jwk),
+        "gateway": GATEWAY.kid,
+        "request": "req-1",
+        "answer_key": GATEWAY.kid,
+        "clips": [{"sha256": "aa" * 32, "size": 10, "start": NOW, "end": NOW + 10,
+                   "camera": "porch"}],
+    },
 }
 
 
@@ -311,10 +322,41 @@ def test_parsed_window_and_defaults() -> None:
         (
             TYP_ANSWER,
             "clips",
-            [{"sha256": "aa" * 32, "size": 10, "start": NOW, "end": NOW + 10, "camera": "porch"}],
-            "clips: a denied answer must not list clips",
+            [{"sha256": "aa" * 32}],
+            "clips: a denied answer must not list clips or a custody file",
             "invalid_field",
         ),
+        # The public answer names a clip by its digest alone: a camera would link a household.
+        (
+            TYP_ANSWER,
+            "clips",
+            [{"sha256": "aa" * 32, "camera": "porch"}],
+            "clips[0].camera: unknown field",
+            "unknown_field",
+        ),
+        (
+            TYP_ANSWER,
+            "key",
+            dict(AGENCY.public_jwk),
+            "key: iss is not the RFC 7638 thumbprint of key",
+            "invalid_field",
+        ),
+        (TYP_ANSWER, "key", ..., "key: required", "missing_field"),
+        (
+            TYP_ANSWER,
+            "decision",
+            "approved",
+            "custody: an approval lists its sealed clips and custody file",
+            "invalid_field",
+        ),
+        (
+            TYP_CUSTODY,
+            "hub_key",
+            dict(AGENCY.public_jwk),
+            "hub_key: iss is not the RFC 7638 thumbprint of hub_key",
+            "invalid_field",
+        ),
+        (TYP_CUSTODY, "clips", [], "clips: fewer than 1 items", "invalid_field"),
         (
             TYP_ANSWER,
             "decision",

@@ -24,6 +24,7 @@ from federation.agency.tool import (
     init_agency,
     load_agency,
 )
+from federation.answers import sign_answer
 from federation.authority.tool import (
     add_agency,
     authority_jwk,
@@ -37,7 +38,6 @@ from federation.member.requests import (
     ProofWithheld,
     RequestRejected,
     parse_routed_request,
-    sign_answer,
     verify_routed_request,
 )
 from federation.neighbourhood_log import checkpoint_verifier
@@ -48,6 +48,7 @@ from federation.wire import StreamMessage
 from tests.federation.agency_fixtures import (
     CENTRE,
     JURISDICTION,
+    answer,
     east,
     get_json,
     neighbourhood,
@@ -56,6 +57,7 @@ from tests.federation.agency_fixtures import (
     sign_request,
     sign_request_unchecked,
 )
+from tests.federation.custody_check import check_evidence
 from tests.federation.gateway_fixtures import (  # noqa: F401 - autouse leak checks
     no_leaked_tasks,
     no_leaked_threads,
@@ -120,28 +122,8 @@ async def test_agency_request_status_and_fetch_end_to_end(tmp_path):
             "end": int(start.timestamp()) + 60,
             "camera": "front door",
         }
-        await approver.client.upload_clip(request_id, clip["sha256"], sealed)
-        await approver.client.post_answer(
-            request_id,
-            sign_answer(
-                approver.key,
-                gateway_kid=hood.kid,
-                request_id=request_id,
-                decision="approved",
-                clips=[clip],
-                now=time.time(),
-            ),
-        )
-        await denier.client.post_answer(
-            request_id,
-            sign_answer(
-                denier.key,
-                gateway_kid=hood.kid,
-                request_id=request_id,
-                decision="denied",
-                now=time.time(),
-            ),
-        )
+        approval, _ = await answer(hood, approver, request_id, "approved", [(clip, sealed)])
+        await answer(hood, denier, request_id, "denied")
 
         status = await agency_status(hood.agency_dir, hood.url, request_id)
         assert {k: status[k] for k in ("asked", "approved", "denied", "pending")} == {
@@ -158,7 +140,24 @@ async def test_agency_request_status_and_fetch_end_to_end(tmp_path):
         assert (out / entry["file"]).read_bytes() == FOOTAGE
         assert entry["hub_kid"] == approver.key.kid and entry["camera"] == "front door"
         assert entry["sealed_sha256"] == clip["sha256"]
-        assert manifest["answers"][0]["log_index"] == 2
+        (checked,) = manifest["answers"]
+        assert checked["log_index"] == 2 and checked["hub_kid"] == approver.key.kid
+        assert checked["key"] == approval.key_kid != approver.key.kid
+        assert checked["custody"]["statement"] == approval.statement
+        # Offline, with the age CLI and jwcrypto only: the chain of custody holds.
+        identity = hood.agency_dir / AGENCY_IDENTITY_FILE
+        assert check_evidence(out, identity) == [approver.key.kid]
+        # The checker is not blind: a custody file swapped for another hub's claim fails it.
+        forged = tmp_path / "forged"
+        shutil.copytree(out, forged)
+        other = sign_answer(
+            denier.key, gateway_kid=hood.kid, request_id=request_id, decision="approved",
+            clips=[clip], agency_kid=hood.card["kid"], recipient=hood.card["recipient"],
+            now=time.time(),
+        )
+        (forged / "sealed" / f"{approval.custody_sha256}.age").write_bytes(other.custody)
+        with pytest.raises(AssertionError, match="custody file altered"):
+            check_evidence(forged, identity)
         assert json.loads((out / "manifest.json").read_text()) == manifest
         # Picked up: the gateway holds no ciphertext any more.
         assert not any((hood.data_dir / "clips").rglob("*.age"))
@@ -197,10 +196,7 @@ async def test_fetched_evidence_is_private_and_never_named_like_an_option(tmp_pa
         clip = {"sha256": sha256_hex(sealed), "size": len(sealed),
                 "start": int(start.timestamp()), "end": int(start.timestamp()) + 60,
                 "camera": "-rf front"}
-        await hub.client.upload_clip(request_id, clip["sha256"], sealed)
-        await hub.client.post_answer(request_id, sign_answer(
-            hub.key, gateway_kid=hood.kid, request_id=request_id, decision="approved",
-            clips=[clip], now=time.time()))
+        approval, _ = await answer(hood, hub, request_id, "approved", [(clip, sealed)])
         out = tmp_path / "evidence"
         manifest = await agency_fetch(hood.agency_dir, hood.url, request_id, out)
     (entry,) = manifest["clips"]
@@ -210,7 +206,8 @@ async def test_fetched_evidence_is_private_and_never_named_like_an_option(tmp_pa
     files = [p for p in out.rglob("*") if p.is_file()]
     folders = [out, *(p for p in out.rglob("*") if p.is_dir())]
     assert sorted(p.relative_to(out).as_posix() for p in files) == sorted(
-        [entry["file"], "manifest.json", f"sealed/{clip['sha256']}.age"])
+        [entry["file"], "manifest.json", f"sealed/{clip['sha256']}.age",
+         f"sealed/{approval.custody_sha256}.age"])
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o600"}
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in folders} == {"0o700"}
     assert all(p.name[0].isalnum() for p in files)
@@ -240,24 +237,15 @@ async def test_fetch_refuses_a_clip_altered_on_the_gateway(tmp_path):
             "end": int(start.timestamp()) + 30,
             "camera": "drive",
         }
-        await hub.client.upload_clip(request_id, digest, sealed)
-        await hub.client.post_answer(
-            request_id,
-            sign_answer(
-                hub.key,
-                gateway_kid=hood.kid,
-                request_id=request_id,
-                decision="approved",
-                clips=[clip],
-                now=time.time(),
-            ),
-        )
+        approval, _ = await answer(hood, hub, request_id, "approved", [(clip, sealed)])
         stored = hood.data_dir / "clips" / request_id / f"{digest}.age"
         stored.write_bytes(sealed[:-8] + b"tampered")
         out = tmp_path / "out"
         with pytest.raises(ClipCorrupt):
             await agency_fetch(hood.agency_dir, hood.url, request_id, out)
-        assert not list(out.glob("*.mp4")) and not list((out / "sealed").iterdir())
+        assert not list(out.glob("*.mp4"))
+        # Only the custody file (checked) was kept; the altered clip was not.
+        assert [p.name for p in (out / "sealed").iterdir()] == [f"{approval.custody_sha256}.age"]
 
 
 def test_agency_init_keys_and_card(tmp_path):

@@ -21,7 +21,6 @@ from federation.gateway.log import GatewayLog
 from federation.gateway.settings import load_settings
 from federation.http import GatewayKeyChanged
 from federation.keys import generate_signing_key, load_private_key
-from federation.member.requests import sign_answer
 from federation.neighbourhood_log import checkpoint_signer, log_origin
 from federation.sealed import seal_clip, sha256_hex
 from federation.tlog.checkpoint import Checkpoint, sign_checkpoint
@@ -34,6 +33,7 @@ from tests.federation.agency_fixtures import (
     serve,
     sign_request,
 )
+from tests.federation.agency_fixtures import answer as post_answer
 from tests.federation.gateway_fixtures import (  # noqa: F401 - autouse leak checks
     no_leaked_tasks,
     no_leaked_threads,
@@ -54,18 +54,7 @@ async def _activity(hood, hub) -> str:
         "end": int(time.time()) - 8990,
         "camera": "porch",
     }
-    await hub.client.upload_clip(request_id, clip["sha256"], sealed)
-    await hub.client.post_answer(
-        request_id,
-        sign_answer(
-            hub.key,
-            gateway_kid=hood.kid,
-            request_id=request_id,
-            decision="approved",
-            clips=[clip],
-            now=time.time(),
-        ),
-    )
+    await post_answer(hood, hub, request_id, "approved", [(clip, sealed)])
     return request_id
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,24 +18,29 @@ import pytest
 from pyrage import x25519
 
 from federation.agency.tool import AGENCY_IDENTITY_FILE, AgencyClient
+from federation.answers import answer_key, sign_answer
 from federation.authority.tool import remove_agency
 from federation.hop import sign_request
 from federation.http import GatewayRejected
 from federation.jws import new_jti
-from federation.member.requests import sign_answer, verify_routed_request
+from federation.keys import generate_signing_key
+from federation.member.requests import verify_routed_request
 from federation.neighbourhood_log import checkpoint_verifier
 from federation.replay import MemoryReplayStore
+from federation.schemas import TYP_ANSWER
 from federation.sealed import open_clip, seal_clip, sha256_hex
 from federation.tlog.proof import verify_tlog_proof
 from tests.federation.agency_fixtures import (
     CENTRE,
     east,
+    get_json,
     neighbourhood,
     next_message,
     no_message,
     rfc3339,
 )
 from tests.federation.gateway_fixtures import (  # noqa: F401 - autouse leak checks
+    DB_FILE,
     no_leaked_tasks,
     no_leaked_threads,
 )
@@ -219,17 +226,19 @@ async def test_answers_clips_status_and_pickup(tmp_path):
         }
 
         # An answer listing a clip that was not uploaded is refused, nothing logged.
-        early = sign_answer(
-            approver.key,
+        approve = dict(
             gateway_kid=hood.kid,
             request_id=request_id,
             decision="approved",
             clips=[clip],
+            agency_kid=hood.card["kid"],
+            recipient=recipient,
             now=now,
         )
+        early = sign_answer(approver.key, **approve)
         size = hood.log_size
         with pytest.raises(GatewayRejected) as caught:
-            await approver.client.post_answer(request_id, early)
+            await approver.client.post_answer(request_id, early.token)
         assert caught.value.reason == "clip_missing"
         assert hood.log_size == size
 
@@ -240,34 +249,41 @@ async def test_answers_clips_status_and_pickup(tmp_path):
 
         await approver.client.upload_clip(request_id, digest, sealed)
         await approver.client.upload_clip(request_id, digest, sealed)  # idempotent
-        answer = sign_answer(
-            approver.key,
-            gateway_kid=hood.kid,
-            request_id=request_id,
-            decision="approved",
-            clips=[clip],
-            now=now,
-        )
-        receipt = await approver.client.post_answer(request_id, answer)
-        again = await approver.client.post_answer(request_id, answer)
+        answer = sign_answer(approver.key, **approve)
+        # Without its custody file the approval is refused too.
+        with pytest.raises(GatewayRejected) as caught:
+            await approver.client.post_answer(request_id, answer.token)
+        assert caught.value.reason == "clip_missing"
+        await approver.client.upload_clip(request_id, answer.custody_sha256, answer.custody)
+        receipt = await approver.client.post_answer(request_id, answer.token)
+        again = await approver.client.post_answer(request_id, answer.token)
         assert again.log_index == receipt.log_index == size
+        verifier = checkpoint_verifier(hood.gateway.key.public_jwk)
+        assert verify_tlog_proof(answer.token.encode(), receipt.proof, verifier).index == size
         denial = sign_answer(
             denier.key, gateway_kid=hood.kid, request_id=request_id, decision="denied", now=now
         )
-        await denier.client.post_answer(request_id, denial)
+        await denier.client.post_answer(request_id, denial.token)
         second = sign_answer(
             denier.key, gateway_kid=hood.kid, request_id=request_id, decision="denied", now=now
         )
         with pytest.raises(GatewayRejected) as caught:
-            await denier.client.post_answer(request_id, second)
+            await denier.client.post_answer(request_id, second.token)
         assert caught.value.reason == "already_answered"
 
         async with await _agency_client(hood) as agency:
             status = await agency.status(request_id)
             assert (status.asked, status.approved, status.denied, status.pending) == (2, 1, 1, 0)
             listing = await agency.answers(request_id)
-            assert [a.hub for a in listing.answers] == [approver.key.kid]
-            assert listing.answers[0].clips[0].available
+            # The one-time key, never the member: only the sealed custody file names the hub.
+            assert [a.key for a in listing.answers] == [answer.key_kid]
+            assert answer.key_kid != approver.key.kid
+            assert approver.key.kid not in json.dumps(listing.model_dump())
+            files = listing.answers[0].files
+            assert [(f.sha256, f.size, f.available) for f in files] == [
+                (digest, len(sealed), True),
+                (answer.custody_sha256, len(answer.custody), True),
+            ]
 
             # The sealed clip on the gateway's disk: no key the gateway holds opens it.
             stored = hood.data_dir / "clips" / request_id / f"{digest}.age"
@@ -290,6 +306,95 @@ async def test_answers_clips_status_and_pickup(tmp_path):
             with pytest.raises(GatewayRejected) as caught:
                 await agency.confirm_pickup(request_id, digest)
             assert caught.value.reason == "clip_gone"
+
+
+def _raw_answer(signer, **claims) -> str:
+    """Sign answer claims as given, with no checks (bad answers on purpose)."""
+    from federation.jws import ALG, sign_compact
+
+    payload = json.dumps({"iss": signer.kid, "iat": int(time.time()), "jti": new_jti(),
+                          "exp": int(time.time()) + 3600, **claims}).encode()
+    return sign_compact(signer, {"alg": ALG, "typ": TYP_ANSWER, "kid": signer.kid}, payload)
+
+
+async def test_bad_public_answers_are_refused_and_nothing_is_kept(tmp_path):
+    async with neighbourhood(tmp_path) as hood:
+        hub = await hood.join(*CENTRE)
+        request_id, _ = await _hub_request(hood, hub)
+        one_time = answer_key(hub.key, gateway_kid=hood.kid, request_id=request_id)
+        other = generate_signing_key()
+        base = {"aud": hood.kid, "request": request_id, "decision": "denied"}
+        cases = [
+            # The hub's own key would name the household in the public log for good.
+            (_raw_answer(hub.key, **base, key=hub.key.public_jwk), "long_term_key",
+             "the answer is signed by a member's own key; sign it with the one-time key for "
+             "this request (federation/answers.py)"),
+            (_raw_answer(one_time, **base), "missing_key",
+             "key: an answer carries the public JWK of its one-time key"),
+            (_raw_answer(one_time, **base, key=other.public_jwk), "unknown_kid", None),
+            (_raw_answer(one_time, **{**base, "decision": "approved"}, key=one_time.public_jwk,
+                         clips=[{"sha256": "ab" * 32, "camera": "porch"}],
+                         custody={"sha256": "cd" * 32}),
+             "unknown_field", "clips[0].camera: unknown field"),
+        ]
+        size = hood.log_size
+        for token, reason, message in cases:
+            with pytest.raises(GatewayRejected) as caught:
+                await hub.client.post_answer(request_id, token)
+            assert (caught.value.status, caught.value.reason) == (400, reason)
+            if message is not None:
+                assert str(caught.value) == f"gateway refused: {message}"
+        assert hood.log_size == size
+        assert hood.counts()["answers"] == 0
+
+
+def _answer_rows(hood) -> list[tuple[str, str]]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(hood.data_dir / DB_FILE)) as db:
+        return db.execute("SELECT hub, token FROM answers ORDER BY log_index").fetchall()
+
+
+async def test_the_gateway_keeps_who_answered_privately_and_only_while_the_request_lives(
+    tmp_path,
+):
+    async with neighbourhood(tmp_path) as hood:
+        hub = await hood.join(*CENTRE)
+        late = await hood.join(*east(*CENTRE, 50))
+        request_id, _ = await _hub_request(hood, hub)
+        denial = sign_answer(
+            hub.key, gateway_kid=hood.kid, request_id=request_id, decision="denied",
+            now=hood.clock(),
+        )
+        await hub.client.post_answer(request_id, denial.token)
+        one_time = answer_key(hub.key, gateway_kid=hood.kid, request_id=request_id)
+        assert denial.key_kid == one_time.kid != hub.key.kid
+
+        # Public: the log and its JSON index name only the one-time key.
+        status, page = await get_json(f"{hood.url}/v1/log/entries?start=0&end={hood.log_size}")
+        public = json.dumps(page)
+        assert hub.key.kid not in public and hub.key.public_jwk["x"] not in public
+        assert page["entries"][-1]["jwk"] == one_time.public_jwk
+        # Private: the gateway still knows the member, for already_answered.
+        assert _answer_rows(hood) == [(hub.key.kid, denial.token)]
+
+        # Once the request has closed, no answer is taken and the member is forgotten.
+        hood.clock.advance(8 * 86400)
+        late_denial = sign_answer(
+            late.key, gateway_kid=hood.kid, request_id=request_id, decision="denied",
+            now=hood.clock(),
+        )
+        size = hood.log_size
+        with pytest.raises(GatewayRejected) as caught:
+            await late.client.post_answer(request_id, late_denial.token)
+        assert (caught.value.status, caught.value.reason) == (409, "request_closed")
+        assert hood.log_size == size
+        assert _answer_rows(hood) == [(hub.key.kid, denial.token)]
+        await hood.gateway.requests.purge(hood.clock())
+        assert _answer_rows(hood) == [(one_time.kid, denial.token)]
+        async with AgencyClient(hood.url, signing_key=hood.agency_key, clock=hood.clock) as agency:
+            status = await agency.status(request_id)
+        assert (status.approved, status.denied) == (0, 1)
 
 
 def _no_gateway_key_opens(data_dir: Path, sealed: bytes) -> None:

@@ -4,6 +4,7 @@ page counts; the far hub never sees the request."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import av
 import numpy as np
 import pytest
 
+from tests.federation.custody_check import check_evidence, check_inclusion
 from tests.hub.neighbourhood.test_neighbourhood import (
     FAR,
     NEAR_A,
@@ -80,7 +82,6 @@ def test_request_approve_deny_fetch(world, clip25, passfile, tmp_path):
         pending = _wait_for(lambda n=name: _requests(hubs[n]), timeout=30)
         assert [(r["id"], r["status"]) for r in pending] == [(request_id, "pending")], name
         assert pending[0]["case_number"] == "2026-PD9-0412"
-    assert _requests(hubs["far"], "--all") == []  # the far hub never saw it
 
     done = _porchlight("requests", "approve", "--data", hubs["approver"], request_id,
                        "--passphrase-file", passfile)
@@ -88,6 +89,7 @@ def test_request_approve_deny_fetch(world, clip25, passfile, tmp_path):
     _porchlight("requests", "deny", "--data", hubs["denier"], request_id)
     assert _requests(hubs["approver"])[0]["status"] == "approved"
     assert _requests(hubs["denier"])[0]["status"] == "denied"
+    _far_hub_never_saw(world)  # now that the gateway routed it and both near hubs answered
 
     status = json.loads(_porchlight("agency", "status", "--data", world["agency"], "--gateway",
                                     url, request_id).stdout)
@@ -117,6 +119,22 @@ def test_request_approve_deny_fetch(world, clip25, passfile, tmp_path):
     with urllib.request.urlopen(f"{url}/registry", timeout=10) as reply:
         page = reply.read().decode()
     assert "Metro Police, Precinct 9" in page and "2025-03-01" in page
+
+
+def _far_hub_never_saw(world) -> None:
+    """Check that the far hub holds no request, not even a dropped one, once its stream is past it.
+
+    Called after the gateway routed the request and every near hub answered. An announcement
+    to every hub then follows the request on each hub's stream, which a hub reads in order: once
+    the far hub shows it, a request routed there would already have been recorded.
+    """
+    far, text = world["hubs"]["far"], "Police activity on Elm Street has ended"
+    _porchlight("agency", "announce", "--data", world["agency"], "--gateway", world["url"],
+                "--text", text, "--category", "safety")
+    feed = _wait_for(lambda: json.loads(_porchlight(
+        "alerts", "list", "--data", far, "--json").stdout), timeout=30)
+    assert [item["text"] for item in feed] == [text]
+    assert _requests(far, "--all") == []
 
 
 def _no_gateway_key_opens(gateway_dir: Path, sealed: Path) -> None:
@@ -165,8 +183,8 @@ def test_out_of_scope_requests_are_refused_and_reach_no_hub(world):
 
 
 @pytest.mark.skipif(shutil.which("age") is None, reason="the age CLI is not installed")
-def test_age_cli_opens_what_the_agency_receives(world, passfile, tmp_path):
-    """The agency needs nothing but `age` and its identity to open a sealed clip."""
+def test_chain_of_custody_verifies_offline_and_the_hub_proves_its_answer(world, passfile, tmp_path):
+    """The agency needs only `age`, its identity and any JWS library to check its evidence."""
     hubs, url = world["hubs"], world["url"]
     out = _porchlight("agency", "request", "--data", world["agency"], "--gateway", url,
                       "--case", "C-2", "--reason", "Hit and run",
@@ -179,11 +197,26 @@ def test_age_cli_opens_what_the_agency_receives(world, passfile, tmp_path):
     fetched = tmp_path / "evidence"
     _porchlight("agency", "fetch", "--data", world["agency"], "--gateway", url, request_id,
                 "--out", fetched)
-    [sealed] = list((fetched / "sealed").glob("*.age"))
-    identities = [p for p in world["agency"].rglob("*") if p.is_file()
-                  and b"AGE-SECRET-KEY-1" in p.read_bytes()]
-    assert identities
-    done = subprocess.run(["age", "-d", "-i", str(identities[0]), str(sealed)],
-                          capture_output=True, timeout=30)
-    assert done.returncode == 0
-    assert done.stdout == next(fetched.glob("*.mp4")).read_bytes()
+    identity = world["agency"] / "agency.age"
+    membership = json.loads((hubs["approver"] / "federation" / "membership.json").read_text())
+    assert check_evidence(fetched, identity) == [membership["hub_kid"]]
+    custodian = membership["hub_kid"]
+    manifest = json.loads((fetched / "manifest.json").read_text())
+    [answer] = manifest["answers"]
+    assert answer["key"] != custodian  # the public answer's key is not the hub's
+
+    # The hub proves the answer in the log is its own: the outside checker agrees.
+    proof = json.loads(_porchlight("requests", "prove", "--data", hubs["approver"],
+                                   request_id).stdout)
+    assert (proof["key"], proof["answer"], proof["decision"]) == (
+        answer["key"], answer["jws"], "approved")
+    gateway = manifest["gateway"]
+    origin = "porchlight-gateway/" + gateway["kid"]
+    public_key = base64.urlsafe_b64decode(gateway["jwk"]["x"] + "=")
+    assert check_inclusion(proof["answer"], proof["tlog_proof"], origin, public_key) == (
+        answer["log_index"])
+    # The denier, who sent nothing, has nothing to prove.
+    failed = _porchlight("requests", "prove", "--data", hubs["denier"], request_id, check=False)
+    assert failed.returncode != 0
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"porchlight: error: this hub sent no answer to request '{request_id}'")
