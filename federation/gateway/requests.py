@@ -817,7 +817,8 @@ class RequestService:
             raise FederationError(
                 "another hub already uploaded this clip for this request", reason="clip_exists"
             )
-        log.info("hub %s uploaded sealed clip %s for %s", member.kid, sha256[:12], request_id)
+        # Not the member: the file's digest will be in its public answer.
+        log.info("sealed file %s uploaded for %s", sha256[:12], request_id)
         return web.json_response(
             {"sha256": sha256, "size": stored.size, "expires": expires}, status=201
         )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import time
@@ -32,6 +33,7 @@ from federation.sealed import open_clip, seal_clip, sha256_hex
 from federation.tlog.proof import verify_tlog_proof
 from tests.federation.agency_fixtures import (
     CENTRE,
+    answer,
     east,
     get_json,
     neighbourhood,
@@ -356,19 +358,24 @@ def _answer_rows(hood) -> list[tuple[str, str]]:
 
 
 async def test_the_gateway_keeps_who_answered_privately_and_only_while_the_request_lives(
-    tmp_path,
+    tmp_path, caplog
 ):
+    caplog.set_level(logging.DEBUG)
     async with neighbourhood(tmp_path) as hood:
         hub = await hood.join(*CENTRE)
         late = await hood.join(*east(*CENTRE, 50))
         request_id, _ = await _hub_request(hood, hub)
-        denial = sign_answer(
-            hub.key, gateway_kid=hood.kid, request_id=request_id, decision="denied",
-            now=hood.clock(),
-        )
-        await hub.client.post_answer(request_id, denial.token)
+        sealed = seal_clip(b"frames" * 100, hood.card["recipient"])
+        clip = {"sha256": sha256_hex(sealed), "size": len(sealed), "camera": "porch",
+                "start": int(hood.clock()) - 7200, "end": int(hood.clock()) - 7100}
+        logged = len(caplog.records)
+        signed, _ = await answer(hood, hub, request_id, "approved", [(clip, sealed)])
         one_time = answer_key(hub.key, gateway_kid=hood.kid, request_id=request_id)
-        assert denial.key_kid == one_time.kid != hub.key.kid
+        assert signed.key_kid == one_time.kid != hub.key.kid
+        # The gateway's log lines about the uploads and the answer never name the member.
+        lines = [record.getMessage() for record in caplog.records[logged:]]
+        assert any(one_time.kid in line for line in lines)
+        assert not any(hub.key.kid in line or hub.membership.hop_kid in line for line in lines)
 
         # Public: the log and its JSON index name only the one-time key.
         status, page = await get_json(f"{hood.url}/v1/log/entries?start=0&end={hood.log_size}")
@@ -376,7 +383,7 @@ async def test_the_gateway_keeps_who_answered_privately_and_only_while_the_reque
         assert hub.key.kid not in public and hub.key.public_jwk["x"] not in public
         assert page["entries"][-1]["jwk"] == one_time.public_jwk
         # Private: the gateway still knows the member, for already_answered.
-        assert _answer_rows(hood) == [(hub.key.kid, denial.token)]
+        assert _answer_rows(hood) == [(hub.key.kid, signed.token)]
 
         # Once the request has closed, no answer is taken and the member is forgotten.
         hood.clock.advance(8 * 86400)
@@ -389,12 +396,13 @@ async def test_the_gateway_keeps_who_answered_privately_and_only_while_the_reque
             await late.client.post_answer(request_id, late_denial.token)
         assert (caught.value.status, caught.value.reason) == (409, "request_closed")
         assert hood.log_size == size
-        assert _answer_rows(hood) == [(hub.key.kid, denial.token)]
+        assert _answer_rows(hood) == [(hub.key.kid, signed.token)]
         await hood.gateway.requests.purge(hood.clock())
-        assert _answer_rows(hood) == [(one_time.kid, denial.token)]
+        assert _answer_rows(hood) == [(one_time.kid, signed.token)]
+        assert "sealed file" in "".join(lines)
         async with AgencyClient(hood.url, signing_key=hood.agency_key, clock=hood.clock) as agency:
             status = await agency.status(request_id)
-        assert (status.approved, status.denied) == (0, 1)
+        assert (status.approved, status.denied) == (1, 0)
 
 
 def _no_gateway_key_opens(data_dir: Path, sealed: bytes) -> None:
