@@ -1,0 +1,394 @@
+"""Agency requests and the neighbourhood in the owner's web UI, in real Chromium, against real
+processes: a registry authority, an agency, a gateway, the owner's `porchlight run` (HTTPS) and
+a neighbour's. An approval clicked through the UI reaches the agency, which decrypts the clip;
+a photo posted with its preview has the face blurred in the preview and in every shared copy; a
+viewer cannot reach the decisions; each page is clean, local and screenshotted."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import av
+import cv2
+import numpy as np
+import pytest
+
+from plugins.cameras.scene import encode_frames
+from plugins.detectors.redact import default_face_detector
+from tests.hub.neighbourhood.test_neighbourhood import Running, _porchlight, _wait_for
+from tests.hub.web.conftest import (
+    LAPTOP,
+    PASSPHRASE,
+    PHONE,
+    WebHub,
+    browser_sign_in,
+    csrf_of,
+    page_for,
+    run_async,
+    shots_dir,
+    sign_in,
+)
+
+CENTRE = (51.5008, -0.1243)  # 24 m from the hubs (conftest's 51.5007,-0.1246)
+AGENCY = "Metro Police, Precinct 9"
+VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
+REFUSED = "Failed to load resource: the server responded with a status of {} ({})"
+
+
+def _face_frames(seconds: int, fps: int):
+    from skimage import data
+
+    face = data.astronaut()  # RGB, 512x512: a real face
+    for i in range(seconds * fps):
+        yield np.roll(face, (i % 10) * 2, axis=1)  # a little movement, so it is video
+
+
+def _faces(jpeg: bytes) -> int:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return len(default_face_detector()(image))
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """An authority, an agency, a gateway with the registry, and two member hubs: `maple`
+    (the owner's web UI, with 20 s of a face on `porch` in the request window) and `oak`."""
+    root = tmp_path_factory.mktemp("neighbourhood")
+    authority, agency, gw = root / "authority", root / "agency", root / "gateway"
+    out = _porchlight("registry", "init", "--data", authority, "--name", "Elm Street Oversight Board")
+    authority_fp = out.stdout.strip().rsplit(": ", 1)[1]
+    _porchlight("agency", "init", "--data", agency, "--name", AGENCY)
+    _porchlight("registry", "add", "--data", authority, "--card", agency / "agency.json",
+                "--jurisdiction", f"{CENTRE[0]},{CENTRE[1]},8000", "--since", "2025-03-01",
+                "--contact", "precinct9@example.org")
+    _porchlight("gateway", "init", "--data", gw, "--name", "Elm Street",
+                "--registry-key", authority_fp)
+    gateway = Running("gateway", "run", "--data", gw, "--listen", "127.0.0.1:0")
+    url = gateway.ready.split(" on ", 1)[1].split(" as ")[0]
+    _porchlight("registry", "publish", "--data", authority, "--gateway", url)
+
+    start = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    clip = root / "face.mp4"
+    encode_frames(clip, _face_frames(10, 5), fps=5)
+    maple = WebHub(root / "maple")
+    oak = WebHub(root / "oak", cameras=())
+    _porchlight("footage", "import", "--data", maple.root, "--camera", "porch", "--start",
+                (start + timedelta(minutes=10)).isoformat(), clip)
+    for hub in (maple, oak):
+        code = _porchlight("gateway", "invite", "--data", gw).stdout.strip()
+        _porchlight("join", "--data", hub.root, url, code, "--registry-key", authority_fp)
+    maple.start()
+    oak.start("--http")
+    run_async(_add_viewer(maple))
+    yield {"url": url, "agency": agency, "maple": maple, "oak": oak, "clip": clip,
+           "start": start, "end": start + timedelta(minutes=45), "gateway_dir": gw}
+    for hub in (maple, oak):
+        hub.stop()
+    gateway.stop()
+    assert "Traceback" not in "".join(maple.log), "".join(maple.log)[-4000:]
+
+
+async def _add_viewer(hub: WebHub) -> None:
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        token = await csrf_of(owner, "/settings")
+        async with owner.post("/settings/people", data={
+                "csrf": token, "name": VIEWER, "role": "viewer", "passphrase": VIEWER_PASS}) as r:
+            assert r.status == 200
+        async with owner.post(f"/settings/people/{VIEWER}/share", data={
+                "csrf": token, "camera": "porch", "shared": "yes"}) as r:
+            assert r.status == 200
+
+
+def _ask(world, case: str) -> str:
+    """Send an agency request for the window around maple; wait until maple holds it."""
+    out = _porchlight("agency", "request", "--data", world["agency"], "--gateway", world["url"],
+                      "--case", case, "--reason", "Package theft on Elm Street",
+                      "--from", world["start"].isoformat(), "--to", world["end"].isoformat(),
+                      "--lat", str(CENTRE[0]), "--lon", str(CENTRE[1]), "--radius-m", "300")
+    request_id = out.stdout.strip().splitlines()[-1]
+    assert _wait_for(lambda: _status(world, request_id) == "pending", timeout=30), request_id
+    return request_id
+
+
+def _requests(world) -> dict[str, dict]:
+    out = _porchlight("requests", "list", "--data", world["maple"].root, "--json").stdout
+    return {r["id"]: r for r in json.loads(out)}
+
+
+def _status(world, request_id: str) -> str | None:
+    found = _requests(world).get(request_id)
+    return found["status"] if found else None
+
+
+def _agency_status(world, request_id: str) -> dict:
+    return json.loads(_porchlight("agency", "status", "--data", world["agency"], "--gateway",
+                                  world["url"], request_id).stdout)
+
+
+def _sign_in(page, hub: WebHub, name: str = "owner", passphrase: str = PASSPHRASE) -> None:
+    """Sign in; the home page it lands on is test_browser.py's to check."""
+    browser_sign_in(page, hub, name, passphrase)
+    page.wait_for_load_state("networkidle")
+    page.console_errors.clear()
+
+
+def _clean(page, hub: WebHub, refused: tuple[str, ...] = ()) -> None:
+    """No console error but the hub's refusals expected here; no request to another host."""
+    page.wait_for_load_state("networkidle")
+    assert [e for e in page.console_errors if e not in refused] == []
+    assert page.hosts == {hub.url.split("://", 1)[1]}
+    page.console_errors.clear()
+
+
+def _shots(page, hub: WebHub, path: str, slug: str) -> None:
+    for name, viewport in (("phone", PHONE), ("laptop", LAPTOP)):
+        page.set_viewport_size(viewport)
+        page.goto(hub.url + path)
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=shots_dir() / f"owner-{slug}-{name}.png", full_page=True)
+    _clean(page, hub)
+
+
+def _approve(page, passphrase: str) -> str:
+    """Type the passphrase and approve; wait out the backoff a wrong one started, if shown."""
+    for _ in range(4):
+        page.fill("#approve-pass", passphrase)
+        # Decrypting, blurring and sealing take a while on a loaded machine: no speed is tested.
+        with page.expect_navigation(timeout=180_000):
+            page.click("#approve", no_wait_after=True)
+        page.wait_for_load_state("networkidle")
+        error = page.locator("#error")
+        if not error.count():
+            return page.url
+        wait = re.fullmatch(r"Too many wrong passphrases: try again in (\d+) s\.", error.inner_text())
+        if wait is None:
+            return page.url
+        time.sleep(int(wait.group(1)))
+    raise AssertionError("the approval never went through")
+
+
+def test_an_approval_clicked_through_reaches_the_agency_blurred(browser, world, tmp_path):
+    maple = world["maple"]
+    request_id = _ask(world, "2026-PD9-0412")
+    with page_for(browser, maple) as page:
+        _sign_in(page, maple)
+        assert page.locator("#pending").inner_text().startswith("1 pending agency request")
+        page.click("nav >> text=Requests")
+        page.click(f"a[href='/requests/{request_id}']")
+        page.wait_for_url(f"{maple.url}/requests/{request_id}")
+        facts = page.locator("dl.facts").inner_text()
+        for expected in (AGENCY, "2026-PD9-0412", "Package theft on Elm Street", "voluntary",
+                         world["start"].strftime("%Y-%m-%d %H:%M:%S UTC")):
+            assert expected in facts, expected
+        assert re.search(r"in the public log at index \d+, proved against the checkpoint of .+ "
+                         r"at tree size \d+, root hash \S+=", page.locator("#log").inner_text())
+        # The circle and this hub, drawn on the page: no map tiles, nothing fetched.
+        assert page.locator("svg.area-map circle.area-circle").count() == 1
+        assert page.locator("svg.area-map circle.area-hub").count() == 1
+        assert page.locator("figure.area figcaption").inner_text().startswith(
+            "This hub is 24 m from the centre of the 300 m circle.")
+        assert page.locator("#footage").inner_text().startswith("porch: ")
+        # The face-blur preview, before anything is sealed.
+        page.wait_for_function("[...document.querySelectorAll('.preview img')]"
+                               ".every(i => i.complete && i.naturalWidth > 0)")
+        frame = f"{maple.url}/requests/{request_id}/frames/porch.jpg"
+        assert _faces(page.request.get(frame + "?blur=no").body()) >= 1
+        assert _faces(page.request.get(frame + "?blur=yes").body()) == 0
+        _clean(page, maple)
+        _shots(page, maple, f"/requests/{request_id}", "request-pending")
+        page.set_viewport_size(LAPTOP)
+
+        # A wrong passphrase: the exact error, nothing sealed or sent.
+        page.fill("#approve-pass", "not the passphrase")
+        page.click("#approve")
+        assert page.locator("#error").inner_text() == "Wrong passphrase: nothing was sent."
+        assert _status(world, request_id) == "pending"
+        assert _agency_status(world, request_id)["approved"] == 0
+        _clean(page, maple, refused=(REFUSED.format(401, "Unauthorized"),
+                                     REFUSED.format(429, "Too Many Requests")))
+
+        landed = _approve(page, PASSPHRASE)
+        assert landed == f"{maple.url}/requests/{request_id}?decided=approved"
+        assert page.locator("#status").inner_text().startswith("Status: approved")
+        assert re.fullmatch(rf"porch: \d+ bytes sealed to {AGENCY}, SHA-256 [0-9a-f]{{64}}",
+                            page.locator("#sent li").inner_text())
+        _clean(page, maple, refused=(REFUSED.format(429, "Too Many Requests"),))
+        _shots(page, maple, "/requests", "requests")
+
+    assert _status(world, request_id) == "approved"
+    status = _agency_status(world, request_id)
+    # oak holds no footage in the window, so it never shows the request to its owner.
+    assert (status["approved"], status["denied"]) == (1, 0)
+    fetched = tmp_path / "evidence"
+    _porchlight("agency", "fetch", "--data", world["agency"], "--gateway", world["url"],
+                request_id, "--out", fetched)
+    manifest = json.loads((fetched / "manifest.json").read_text())
+    [clip] = manifest["clips"]
+    assert clip["status"] == "fetched" and clip["camera"] == "porch"
+    received, recorded = _frames(fetched / clip["file"]), _frames(world["clip"])
+    assert len(received) == len(recorded)
+    # What was sent is what the preview showed: the face blurred.
+    assert _faces(cv2.imencode(".jpg", recorded[0])[1].tobytes()) >= 1
+    assert _faces(cv2.imencode(".jpg", received[0])[1].tobytes()) == 0
+
+
+def test_a_viewer_cannot_reach_the_decisions_and_an_owner_denies(browser, world):
+    maple = world["maple"]
+    request_id = _ask(world, "2026-PD9-0413")
+    silent_id = _ask(world, "2026-PD9-0414")
+
+    async def as_viewer() -> list[tuple[str, int]]:
+        answers = []
+        async with maple.client() as sam:
+            assert (await sign_in(sam, VIEWER, VIEWER_PASS)).status == 303
+            token = await csrf_of(sam, "/")
+            for path in ("/requests", f"/requests/{request_id}",
+                         f"/requests/{request_id}/frames/porch.jpg"):
+                async with sam.get(path) as reply:
+                    answers.append((path, reply.status))
+            for path, form in ((f"/requests/{request_id}/approve",
+                                {"camera": "porch", "blur": "no", "passphrase": VIEWER_PASS}),
+                               (f"/requests/{request_id}/approve",
+                                {"camera": "porch", "blur": "no", "passphrase": PASSPHRASE}),
+                               (f"/requests/{request_id}/deny", {"silent": "yes"})):
+                async with sam.post(path, data={"csrf": token, **form}) as reply:
+                    answers.append((path, reply.status))
+        return answers
+
+    assert {status for _, status in run_async(as_viewer())} == {403}
+    assert _status(world, request_id) == "pending"
+    with page_for(browser, maple) as page:
+        _sign_in(page, maple, VIEWER, VIEWER_PASS)
+        assert page.locator("nav >> text=Requests").count() == 0
+        assert page.locator("#pending").count() == 0
+        assert page.goto(f"{maple.url}/requests/{request_id}").status == 403
+        assert page.goto(f"{maple.url}/neighbourhood").status == 200
+        assert page.locator("#post-form").count() == 0
+
+    with page_for(browser, maple) as page:
+        _sign_in(page, maple)
+        page.goto(f"{maple.url}/requests/{request_id}")
+        page.click("#deny")
+        page.wait_for_url(f"{maple.url}/requests/{request_id}?decided=denied")
+        assert page.locator("#sent").inner_text() == "A signed denial; no footage."
+        page.goto(f"{maple.url}/requests/{silent_id}")
+        page.click("#deny-silently")
+        page.wait_for_url(f"{maple.url}/requests/{silent_id}?decided=denied-silently")
+        assert page.locator("#sent").inner_text() == "Nothing."
+        _clean(page, maple)
+    assert _status(world, request_id) == "denied"
+    assert _status(world, silent_id) == "denied silently"
+    assert _agency_status(world, request_id)["denied"] == 1
+    assert _agency_status(world, silent_id)["denied"] == 0
+
+
+def _attachments(hub: WebHub) -> dict[str, bytes]:
+    folder = hub.root / "alerts" / "attachments"
+    return {p.name: p.read_bytes() for p in folder.glob("*")} if folder.exists() else {}
+
+
+def _alert_count(hub: WebHub) -> int:
+    return len(json.loads(_porchlight("alerts", "list", "--data", hub.root, "--json").stdout))
+
+
+def test_a_photo_is_posted_with_its_face_blurred_in_the_preview_and_every_copy(
+        browser, world, tmp_path):
+    from skimage import data
+
+    maple, oak = world["maple"], world["oak"]
+    _porchlight("agency", "announce", "--data", world["agency"], "--gateway", world["url"],
+                "--text", "Road closed on Elm Street until 6 pm", "--category", "safety",
+                "--lat", str(CENTRE[0]), "--lon", str(CENTRE[1]), "--radius-m", "500")
+    photo = tmp_path / "doorbell.png"
+    photo.write_bytes(cv2.imencode(".png", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1])
+    assert _faces(photo.read_bytes()) >= 1
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_bytes(b"just some text, not a picture")
+
+    with page_for(browser, maple) as page:
+        _sign_in(page, maple)
+        page.click("nav >> text=Neighbourhood")
+        badge = page.locator(".badge-law")
+        for _ in range(60):  # the announcement arrives over the gateway's stream
+            if badge.count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        assert badge.first.inner_text() == f"verified law enforcement: {AGENCY}"
+        assert "connected" in page.locator("#gateway-state").inner_text()
+
+        # Not a picture: the exact error, and nothing stored or queued.
+        before, alerts = _attachments(maple), _alert_count(maple)
+        page.fill("#alert-text", "Someone trying car doors on Elm Street")
+        page.set_input_files("#alert-photo", not_a_photo)
+        page.click("#preview")
+        assert page.locator("#error").inner_text() == "the photo must be a JPEG or PNG file"
+        assert (_attachments(maple), _alert_count(maple)) == (before, alerts)
+        _clean(page, maple, refused=(REFUSED.format(400, "Bad Request"),))
+
+        page.fill("#alert-text", "Someone trying car doors on Elm Street")
+        page.select_option("#alert-category", "suspicious")
+        page.set_input_files("#alert-photo", photo)
+        page.click("#preview")
+        page.wait_for_selector("#draft-photo")
+        assert page.locator("#faces").inner_text().startswith("1 face blurred")
+        page.wait_for_function("document.getElementById('draft-photo').naturalWidth > 0")
+        preview = page.request.get(maple.url + page.get_attribute("#draft-photo", "src")).body()
+        assert _faces(preview) == 0
+        # Nothing has left, or even been stored, before "Post".
+        assert (_attachments(maple), _alert_count(maple)) == (before, alerts)
+        _clean(page, maple)
+        for name, viewport in (("phone", PHONE), ("laptop", LAPTOP)):
+            page.set_viewport_size(viewport)
+            page.screenshot(path=shots_dir() / f"owner-alert-preview-{name}.png", full_page=True)
+
+        page.click("#post")
+        page.wait_for_url(maple.url + "/neighbourhood?posted=1")
+        own = page.locator(".alert", has=page.locator(".badge-own"))
+        assert "Someone trying car doors on Elm Street" in own.first.inner_text()
+        page.wait_for_function("[...document.querySelectorAll('img.alert-photo')]"
+                               ".every(i => i.complete && i.naturalWidth > 0)")
+        _clean(page, maple)
+        _shots(page, maple, "/neighbourhood", "neighbourhood")
+
+    # The shared copy is the previewed one, on this hub and at the neighbour's through the gateway.
+    shared = {k: v for k, v in _attachments(maple).items() if k not in before}
+    assert list(shared.values()) == [preview]
+    [digest] = shared
+    received = _wait_for(lambda: (oak.root / "alerts" / "attachments" / digest).exists(), timeout=30)
+    assert received
+    copy = (oak.root / "alerts" / "attachments" / digest).read_bytes()
+    assert copy == preview and _faces(copy) == 0
+
+
+def test_an_upload_over_the_cap_is_refused_and_nothing_is_kept(world):
+    maple = world["maple"]
+    before, alerts = _attachments(maple), _alert_count(maple)
+
+    async def post_big() -> tuple[int, str]:
+        async with maple.client() as owner:
+            await sign_in(owner, "owner", PASSPHRASE)
+            token = await csrf_of(owner, "/neighbourhood")
+            form = aiohttp.FormData()
+            for name, value in (("csrf", token), ("category", "safety"), ("text", "big")):
+                form.add_field(name, value)
+            form.add_field("photo", b"\xff\xd8\xff" + bytes(9 * 1024 * 1024), filename="big.jpg",
+                           content_type="image/jpeg")
+            async with owner.post("/neighbourhood/preview", data=form) as reply:
+                return reply.status, await reply.text()
+
+    status, text = run_async(post_big())
+    assert status == 413, text
+    assert text.startswith("Maximum request body size 8454144 exceeded")
+    assert (_attachments(maple), _alert_count(maple)) == (before, alerts)
