@@ -3,6 +3,8 @@ into MSE, and no way in for a viewer to a camera not shared with them (page or W
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -106,8 +108,10 @@ def test_unsharing_ends_the_viewers_live_stream(live_hub):
                 async with owner.post("/settings/people/bob/share", data={
                         "csrf": token, "camera": "porch", "shared": "no"}) as reply:
                     assert reply.status == 200
+                # The stream goes on until the hub notices (it checks every 5 s); bound the wait.
+                deadline = asyncio.get_running_loop().time() + 60
                 while (message := await socket.receive(timeout=30)).type == aiohttp.WSMsgType.BINARY:
-                    pass
+                    assert asyncio.get_running_loop().time() < deadline, "still streaming"
                 assert message.type == aiohttp.WSMsgType.CLOSE
                 assert (message.data, message.extra) == (1008, "signed out"), message
 
