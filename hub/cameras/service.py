@@ -17,7 +17,13 @@ from hub.aio import cancel_and_wait
 from hub.cameras.events import record_event
 from hub.cameras.live import LiveStreams
 from hub.cameras.recorder import AUTH_BACKOFF_S, CameraRecorder, MotionTimeline
-from hub.cameras.sources import CameraState, CameraUnavailable, build_source, redact_url
+from hub.cameras.sources import (
+    CameraState,
+    CameraUnavailable,
+    build_source,
+    classify_open_error,
+    redact_url,
+)
 from hub.config import CameraEntry, load_config
 from hub.errors import ConfigError, PorchlightError
 from hub.plugins import collect_types
@@ -119,6 +125,8 @@ class AnalysisWorker:
                 log.info("camera %s: analysis stream unavailable (%s)", self.name,
                          redact_url(str(err)))
                 # Wrong credentials will not fix themselves: dial as rarely as the recorder does.
+                if not isinstance(err, PorchlightError):
+                    err = classify_open_error(err, f"camera {self.name}")
                 auth = isinstance(err, CameraUnavailable) and err.state == CameraState.AUTH_FAILED
                 self.stop_event.wait(AUTH_BACKOFF_S if auth else backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -170,12 +170,17 @@ def wait_for_camera_state(cli, hub_dir, wanted: str, seconds: float = 30.0) -> d
 @needs_gst
 def test_wrong_credentials_say_auth_failed_without_a_crash_loop(rtsp_server, source_clip,  # noqa: F811
                                                                 hub_dir, cli):
-    server = rtsp_server(files={"/cam": source_clip}, user="viewer", password="right-one")
-    url = server.url("/cam", password="wrong-one")
-    assert cli("camera", "add", "--data", hub_dir, "porch", "--rtsp", url)[0] == 0
+    server = rtsp_server(files={"/cam": source_clip, "/sub": source_clip}, user="viewer",
+                         password="right-one")
+    url, sub = (server.url(mount, password="wrong-one") for mount in ("/cam", "/sub"))
+    assert cli("camera", "add", "--data", hub_dir, "porch", "--rtsp", url, "--sub-rtsp", sub)[0] == 0
     hub = HubProcess(hub_dir)
     try:
         camera = wait_for_camera_state(cli, hub_dir, "auth failed")
+        # The recorder dials the main stream, the motion analysis the sub stream: once each.
+        deadline = time.monotonic() + 10
+        while server.connections() < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         dialled = server.connections()
         # Wrong credentials are retried only after a long back-off: the 1 s back-off of other
         # failures, let alone a crash loop, would dial the camera again within this window.
@@ -187,7 +192,7 @@ def test_wrong_credentials_say_auth_failed_without_a_crash_loop(rtsp_server, sou
     assert camera["detail"].startswith("camera porch: the camera refused the credentials")
     assert camera["detail"].endswith("; fix the user or password")
     assert "wrong-one" not in camera["detail"] and "wrong-one" not in log
-    assert (dialled, redialled) == (1, 0)
+    assert (dialled, redialled) == (2, 0)
     assert log.count("hub.cameras.recorder: camera porch: auth failed") == 1
     assert server.served_seconds() == 0
     assert _segments(cli, hub_dir, "porch") == []
