@@ -518,6 +518,11 @@ class Gateway:
     async def _load_frames(self, hub: str, after: int) -> list[tuple[int, str]]:
         assert self.store is not None and self.requests is not None
         store, requests, now = self.store, self.requests, self.clock()
+        # Requests travel with a checkpoint the witnesses cosigned: wait (bounded) for the
+        # round that covers what is logged now. Without witnesses this returns at once.
+        await requests.witnessing.wait_published(
+            requests.log.size, self.settings.witness_timeout_s * 2 + 1
+        )
 
         def load() -> list[tuple[int, str]]:
             rows = store.deliveries_after(hub, after, limit=STREAM_BATCH, now=now)

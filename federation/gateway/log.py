@@ -105,6 +105,7 @@ class LogCommitter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.on_failure: Callable[[], None] = lambda: None
+        self.on_append: Callable[[], None] = lambda: None  # a new checkpoint to cosign
         self.batches = 0  # appends made, for the benchmark's average batch size
         self.appended = 0
 
@@ -155,6 +156,7 @@ class LogCommitter:
                             )
                         )
                 continue
+            self.on_append()
             for pending, result in zip(batch, results, strict=True):
                 if pending.future.done():
                     continue
@@ -199,8 +201,11 @@ class LogRoutes:
         gateway_log: GatewayLog,
         entry_keys: Callable[[int, int], Awaitable[dict[int, tuple[str, dict[str, str]]]]],
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
+        checkpoint: Callable[[], str] | None = None,
     ) -> None:
         self.log = gateway_log
+        # What GET /checkpoint serves: the log's latest, or the latest its witnesses cosigned.
+        self._checkpoint = checkpoint or (lambda: gateway_log.signed_checkpoint)
         self._entry_keys = entry_keys
         self._run = run  # tile reads go to a worker thread, never the event loop
 
@@ -213,8 +218,8 @@ class LogRoutes:
         app.router.add_get("/v1/log/proof/consistency", self.handle_consistency)
 
     async def handle_checkpoint(self, request: web.Request) -> web.Response:
-        """GET /checkpoint: the current signed checkpoint."""
-        return _text(self.log.signed_checkpoint, **{"Cache-Control": "no-cache"})
+        """GET /checkpoint: the current signed checkpoint, with any witnesses' cosignatures."""
+        return _text(self._checkpoint(), **{"Cache-Control": "no-cache"})
 
     async def handle_tile(self, request: web.Request) -> web.Response:
         """GET /tile/...: one tile or entry bundle, as tlog-tiles lays them out."""

@@ -15,8 +15,10 @@ from federation.errors import ScopeError
 from federation.gateway.errors import GatewayError
 from federation.schemas import DAY, HOUR, MAX_ATTACHMENT_BYTES, Kid
 from federation.scope import DEFAULT_LIMITS, ScopeLimits
+from federation.tlog.cosignature import CosignatureError, CosignatureVerifier
 
 SETTINGS_FILE = "gateway.toml"
+MAX_WITNESSES = 16
 
 
 def _origin(value: str) -> str:
@@ -26,6 +28,38 @@ def _origin(value: str) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         raise ValueError("must be a bare origin like https://gateway.example.org (no path)")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _vkey(value: str) -> str:
+    try:
+        CosignatureVerifier.from_string(value)
+    except CosignatureError as err:
+        raise ValueError(err.message) from err
+    return value
+
+
+def _witness_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment or parts.username:
+        raise ValueError("must be a plain URL (no query, fragment or user)")
+    return value.rstrip("/")
+
+
+class WitnessSetting(BaseModel):
+    """A witness the gateway asks to cosign each checkpoint (C2SP tlog-witness)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The witness's base URL: the gateway POSTs to <url>/add-checkpoint.
+    url: Annotated[str, Field(max_length=2000), AfterValidator(_witness_url)]
+    # Its C2SP vkey (name+keyid+base64 key): cosignatures are checked before they are served.
+    vkey: Annotated[str, Field(max_length=1000), AfterValidator(_vkey)]
+
+    def verifier(self) -> CosignatureVerifier:
+        """Return the witness's cosignature verifier."""
+        return CosignatureVerifier.from_string(self.vkey)
 
 
 class GatewaySettings(BaseModel):
@@ -74,6 +108,10 @@ class GatewaySettings(BaseModel):
     agency_announcements_per_hour: Annotated[int, Field(ge=1, le=1_000_000)] = 10
     max_attachment_bytes: Annotated[int, Field(ge=1024, le=MAX_ATTACHMENT_BYTES)] = 8 * 1024**2
     max_attachment_store_bytes: Annotated[int, Field(ge=1024, le=2**50)] = 2 * 1024**3
+    # Witnesses asked to cosign each new checkpoint (docs/witness.md); none by default.
+    witnesses: Annotated[list[WitnessSetting], Field(max_length=MAX_WITNESSES)] = []
+    # How long one witness may take to answer before the gateway publishes without it.
+    witness_timeout_s: Annotated[float, Field(ge=0.1, le=60)] = 5
 
     @model_validator(mode="after")
     def _scope_only_tighter(self) -> GatewaySettings:
@@ -145,10 +183,14 @@ def render_settings(settings: GatewaySettings) -> str:
     ]
     for name, field in GatewaySettings.model_fields.items():
         current = getattr(settings, name)
+        if name == "witnesses":
+            continue  # an array of tables: it must follow every plain key
         if current is None:
             lines.append(f"# {name} = ...")
         elif name == "name" or current != field.default:
             lines.append(f"{name} = {value(current)}")
         else:
             lines.append(f"# {name} = {value(current)}")
+    for witness in settings.witnesses:
+        lines += ["", "[[witnesses]]", f"url = {value(witness.url)}", f"vkey = {value(witness.vkey)}"]
     return "\n".join(lines) + "\n"

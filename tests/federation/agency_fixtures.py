@@ -11,7 +11,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -275,9 +275,16 @@ async def serve(gateway: Gateway) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def neighbourhood(
-    root: Path, *, publish: bool = True, **settings: Any
+    root: Path,
+    *,
+    publish: bool = True,
+    on_init: Callable[[Path], None] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Neighbourhood]:
-    """Create an authority, an agency (listed, 10 km around the centre) and a gateway."""
+    """Create an authority, an agency (listed, 10 km around the centre) and a gateway.
+
+    on_init is called with the gateway's data dir once its key exists, before it starts.
+    """
     authority_dir = root / "authority"
     init_authority(authority_dir, "Amsterdam civilian oversight board")
     agency_dir = root / "agency"
@@ -293,6 +300,8 @@ async def neighbourhood(
     init_gateway(data_dir, name="Dam", registry_key=authority_kid(authority_dir))
     settings.setdefault("purge_interval_s", 3600)
     write_settings(data_dir, **settings)
+    if on_init is not None:
+        on_init(data_dir)
     clock = Clock()
     async with Gateway(data_dir, settings=load_settings(data_dir), clock=clock) as gateway:
         async with serve(gateway) as url:
