@@ -91,7 +91,7 @@ async def _read_log_as_outsider(url: str) -> list[bytes]:
                 length = int.from_bytes(data[pos : pos + 2], "big")
                 entries.append(data[pos + 2 : pos + 2 + length])
                 pos += 2 + length
-    assert len(entries) == size
+    assert len(entries) == size > 0, checkpoint
     leaves = [hashlib.sha256(b"\x00" + entry).digest() for entry in entries]
     assert _mth(leaves) == base64.b64decode(root_line), "the tiles do not rebuild the checkpoint"
     return entries
@@ -123,6 +123,7 @@ async def test_answers_in_the_public_log_name_no_household(tmp_path):
             requests.append((accepted["id"], (lat, lon, radius)))
 
         truth: dict[str, tuple[int, str]] = {}  # one-time kid -> (hub, request)
+        uploaded: dict[str, list[dict[str, Any]]] = {}
         receipts = []
         decided: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for j, (request_id, (lat, lon, radius)) in enumerate(requests):
@@ -143,6 +144,7 @@ async def test_answers_in_the_public_log_name_no_household(tmp_path):
                                        "camera": camera}, sealed))
                 signed, receipt = await answer(hood, hub, request_id, choice, clips)
                 truth[signed.key_kid] = (i, request_id)
+                uploaded[signed.key_kid] = [descriptor for descriptor, _ in clips]
                 receipts.append((hub, request_id, signed, receipt))
         # Every hub answered several requests both ways: there was something to link.
         assert all(d["approved"] >= 2 and d["denied"] >= 2 for d in decided.values()), decided
@@ -177,6 +179,23 @@ async def test_answers_in_the_public_log_name_no_household(tmp_path):
                 owners[f"{path}={value}"].add(position)
     shared = {value: positions for value, positions in owners.items() if len(positions) > 1}
     assert not shared, f"values shared by several answers: {sorted(shared)[:5]}"
+
+    # Every value an answer has of its own is accounted for: the key only its hub can derive,
+    # a random jti, or the digest of a file age sealed with a fresh ephemeral key.
+    sent = {signed.key_kid: (hub, request_id, signed) for hub, request_id, signed, _ in receipts}
+    for header, claims, _ in answers:
+        hub, request_id, signed = sent[header["kid"]]
+        derived = answer_key(hub.key, gateway_kid=hood.kid, request_id=request_id)
+        own = {path for path, _ in _values({**header, **claims})} - SHARED_BY_DESIGN
+        assert own <= {"kid", "iss", "key.x", "jti", "clips.sha256", "custody.sha256"}
+        assert header["kid"] == claims["iss"] == derived.kid
+        assert claims["key"]["x"] == derived.public_jwk["x"]
+        assert len(claims["jti"]) == 24  # secrets.token_urlsafe(18)
+        if claims["decision"] == "approved":
+            assert claims["custody"]["sha256"] == signed.custody_sha256
+            assert [c["sha256"] for c in claims["clips"]] == [
+                clip["sha256"] for clip in uploaded[signed.key_kid]
+            ]
 
     # The kids alone, and the truth: one key per hub and request, never the hub's own.
     kids = [header["kid"] for header, _, _ in answers]
