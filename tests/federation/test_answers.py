@@ -128,3 +128,19 @@ def test_any_token_fails_only_as_answer_invalid(token):
         verify_answer(token, audience=GATEWAY.kid, now=NOW)
     except AnswerInvalid as err:
         assert err.reason and str(err)
+
+
+STATEMENT = _approve().statement
+ANSWER = verify_answer(_approve().token, audience=GATEWAY.kid, now=NOW)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.text(max_size=300),
+    st.builds(lambda i, c: STATEMENT[:i] + c + STATEMENT[i + 1:],
+              st.integers(0, len(STATEMENT) - 1), st.sampled_from("AB._-x=")),
+))
+def test_any_statement_fails_only_as_custody_invalid(statement):
+    # What a hub seals for the agency is outside input to the agency, checked the same way.
+    with pytest.raises(CustodyInvalid):
+        verify_custody(statement, ANSWER, agency_kid=AGENCY.kid)
