@@ -135,6 +135,39 @@ class LanSection(Strict):
     interfaces: list[str] = []
 
 
+MAX_TRUSTED_WITNESSES = 32
+
+
+class WitnessesSection(Strict):
+    """Witnesses whose cosignatures an agency request's log checkpoint needs (docs/witness.md)."""
+
+    # C2SP vkeys (name+keyid+base64 key), as `porchlight witness init` prints them.
+    keys: list[Annotated[str, Field(max_length=1000)]] = Field(
+        default=[], max_length=MAX_TRUSTED_WITNESSES)
+    # k: how many of them must have cosigned. 0 (the default) requires none.
+    min: int = Field(default=0, ge=0, le=MAX_TRUSTED_WITNESSES)
+
+    @model_validator(mode="after")
+    def _keys_parse_and_suffice(self) -> WitnessesSection:
+        from federation.tlog.cosignature import CosignatureError, CosignatureVerifier
+
+        for key in self.keys:
+            try:
+                CosignatureVerifier.from_string(key)
+            except CosignatureError as err:
+                raise ValueError(f"keys: {key[:40]!r}: {err.message}") from err
+        if self.min > len(self.keys):
+            raise ValueError(f"min = {self.min} needs at least {self.min} keys, "
+                             f"there are {len(self.keys)}")
+        return self
+
+    def verifiers(self) -> list[Any]:
+        """Return the trusted witnesses' cosignature verifiers."""
+        from federation.tlog.cosignature import CosignatureVerifier
+
+        return [CosignatureVerifier.from_string(key) for key in self.keys]
+
+
 class CameraEntry(BaseModel):
     """The keys every camera has; its source plugin validates the rest by `type`."""
 
@@ -167,6 +200,7 @@ class Config(Strict):
     retention: RetentionSection = RetentionSection()
     web: WebSection = WebSection()
     lan: LanSection = LanSection()
+    witnesses: WitnessesSection = WitnessesSection()
     cameras: list[CameraEntry] = []
 
     @field_validator("cameras")

@@ -44,6 +44,7 @@ from federation.tlog.checkpoint import (
     open_checkpoint,
     parse_checkpoint,
 )
+from federation.tlog.cosignature import CosignatureVerifier, verify_cosignatures
 from federation.tlog.note import NoteError, NoteVerifier, parse_note
 from federation.tlog.proof import (
     TlogProof,
@@ -144,6 +145,26 @@ class CheckpointInconsistent(RequestRejected):
     """The log the proof is against is not an extension of the one the hub saw before."""
 
     default_reason = "checkpoint_inconsistent"
+
+
+class CheckpointNotWitnessed(RequestRejected):
+    """Fewer of the witnesses this hub trusts cosigned the checkpoint than its policy needs."""
+
+    default_reason = "not_witnessed"
+
+
+def check_witness_policy(
+    signed_checkpoint: str, witnesses: Sequence[CosignatureVerifier], min_witnesses: int
+) -> list[str]:
+    """Return who of the trusted witnesses cosigned; raise unless at least min_witnesses did."""
+    names = sorted(c.witness for c in verify_cosignatures(signed_checkpoint, witnesses))
+    if len(names) < min_witnesses:
+        raise CheckpointNotWitnessed(
+            f"the log checkpoint is cosigned by {len(names)} of the {min_witnesses} trusted "
+            f"witnesses this hub requires ({', '.join(names) or 'none'}); without them the "
+            "gateway could be showing this hub a forked log"
+        )
+    return names
 
 
 class RequestReplayed(RequestRejected):
@@ -281,8 +302,10 @@ def verify_routed_request(
     replay_store: ReplayStore | None,
     consistency_proof: Sequence[bytes] | None = None,
     limits: ScopeLimits = DEFAULT_LIMITS,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    min_witnesses: int = 0,
 ) -> VerifiedRequest:
-    """Verify a request the gateway routed: signature, scope, log inclusion, consistency, replay."""
+    """Verify a request the gateway routed: signature, scope, log, witnesses, replay."""
     routed = parse_routed_request(message)
     checked = _check_claims(
         routed.token, registry=registry, gateway_kid=gateway_kid, now=now, limits=limits
@@ -341,6 +364,8 @@ def verify_routed_request(
             f"the log was rewritten or forked ({err})",
             reason="checkpoint_inconsistent",
         ) from err
+    # Before the replay store: a request dropped here comes again with a cosigned checkpoint.
+    check_witness_policy(verified.signed_checkpoint, witnesses, min_witnesses)
     claims = checked.claims
     if replay_store is not None:
         try:

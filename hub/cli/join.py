@@ -31,11 +31,18 @@ def cmd_join(args) -> int:
         url = args.url or _gateway_on_the_lan(hub)
         membership = join(hub, url, args.code, pin=args.gateway_key,
                           registry_key=args.registry_key)
+        policy = hub.config.witnesses
     finally:
         hub.close()
     print(f"joined {membership.gateway_name} at {membership.url}")
     print(f"pinned gateway key {fingerprint(membership.gateway_kid)}")
     print(f"registered cell {membership.cell} (your exact location stays on this hub)")
+    if policy.min:
+        print(f"agency requests need cosignatures by {policy.min} of your "
+              f"{len(policy.keys)} trusted witnesses ([witnesses] in config.toml)")
+    else:
+        print("agency requests need no witness cosignatures yet: add the keys of witnesses you "
+              "trust and min = K under [witnesses] in config.toml (docs/witness.md)")
     return 0
 
 

@@ -262,8 +262,10 @@ class NeighbourhoodService:
             if registry is None:
                 raise PorchlightError("no registry is pinned (join with --registry-key)")
             consistency = await self.client.consistency_for(message, last)
+            policy = self.hub.config.witnesses
             verified = await asyncio.to_thread(
                 verify_routed_request, message, registry=registry,
+                witnesses=policy.verifiers(), min_witnesses=policy.min,
                 gateway_kid=self.membership.gateway_kid, last_checkpoint=last,
                 verifier_key=checkpoint_verifier(self.membership.gateway_jwk), now=now,
                 # Replays are caught by request id above, so that a redelivery after a crash
