@@ -49,6 +49,7 @@ from federation.neighbourhood_log import (
 from federation.registry import VerifiedRegistry, verify_registry
 from federation.request_rules import check_request_jws
 from federation.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from federation.tlog.cosignature import CosignatureVerifier, verify_cosignatures
 from federation.tlog.merkle import (
     HASH_SIZE,
     ProofInvalid,
@@ -74,6 +75,7 @@ TILE_CONCURRENCY = 8
 MAX_HASH_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_SIZE)
 FORK = "checkpoint_inconsistent"
+NOT_WITNESSED = "not_witnessed"
 
 
 class LogVerifyError(FederationError):
@@ -116,6 +118,9 @@ class LogReport:
     tiles_checked: int = 0
     entries_unchecked: int = 0
     checkpoints_checked: int = 0
+    # The witnesses given that validly cosigned the checkpoint, and how many were required.
+    cosigned_by: list[str] = field(default_factory=list)
+    min_witnesses: int = 0
     problems: list[LogProblem] = field(default_factory=list)
 
     @property
@@ -233,11 +238,15 @@ async def log_verify(
     gateway_kid: str | None = None,
     max_proofs: int = 1024,
     checkpoints: Sequence[tuple[str, str]] = (),
+    witnesses: Sequence[CosignatureVerifier] = (),
+    min_witnesses: int = 0,
 ) -> LogReport:
     """Rebuild and check a gateway's whole log from its tiles; remember its checkpoint if sound.
 
     ``checkpoints`` are (name, signed note) pairs that others saw; each must be signed by the
     gateway, and any that cannot be true together with the log served now is reported as a fork.
+    The served checkpoint must carry cosignatures by at least ``min_witnesses`` of
+    ``witnesses``; which of them cosigned is reported either way.
     """
     state = Path(state_dir)
     async with PublicGatewayClient(gateway_url, timeout=60.0) as client:
@@ -270,6 +279,17 @@ async def log_verify(
                 f"the gateway's checkpoint is not signed by its key: {err}"
             ) from err
         report.size = checkpoint.size
+        report.min_witnesses = min_witnesses
+        report.cosigned_by = sorted(c.witness for c in verify_cosignatures(signed, witnesses))
+        witnessed = len(report.cosigned_by) >= min_witnesses
+        if not witnessed:
+            report.add(
+                None,
+                NOT_WITNESSED,
+                f"the checkpoint is cosigned by {len(report.cosigned_by)} of the "
+                f"{min_witnesses} witnesses required "
+                f"({', '.join(report.cosigned_by) or 'none of those given'})",
+            )
 
         rebuilt = await _rebuild(client, checkpoint, report)
         await _check_entries(client, rebuilt, report, kid, authority_kid)
@@ -291,7 +311,9 @@ async def log_verify(
         await _check_forks(client, rebuilt, checkpoint, seen, report)
         report.checkpoints_checked = len(checkpoints)
         forked = any(p.reason == FORK for p in report.problems[forks_before:])
-    if rebuilt.verified and not forked:
+    # A checkpoint the witnesses did not vouch for may be a view shown to this machine alone:
+    # it is not remembered as the one seen last.
+    if rebuilt.verified and not forked and witnessed:
         _write_state(pinned_path, json.dumps({"url": gateway_url, "kid": kid}) + "\n")
         _write_state(state / STATE_CHECKPOINT, signed)
     return report
