@@ -101,7 +101,7 @@ CASES = {
         None, ["footage", "export", "--camera", "porch", "--from", "2025-01-01T00:00:00Z",
                "--to", "2025-01-01T01:00:00Z", "--out", "{out}", "--passphrase-file",
                "{passfile}"],
-        "no footage of porch between 2025-01-01T00:00:00+00:00 and 2025-01-01T01:00:00+00:00"),
+        "no footage of porch between 2025-01-01T00:00:00Z and 2025-01-01T01:00:00Z"),
     "approving an unknown request": (
         None, ["requests", "approve", "nope"],
         "no request 'nope' on this hub (see `porchlight requests list`)"),
