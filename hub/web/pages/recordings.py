@@ -30,6 +30,9 @@ MAX_EXPORT = timedelta(minutes=15)
 RECENT_DAYS = 14
 # Events shorter than this would not show on a day-wide timeline: draw them this wide.
 EVENT_MIN_S = 60.0
+# Anything on the timeline is drawn at least 1/DOTS of the day wide (a pixel on a phone), so a
+# short motion clip still shows; a click near it plays it (recordings.js snaps to footage).
+DOTS = 360
 
 
 def _day(request: web.Request) -> Day:
@@ -120,7 +123,7 @@ async def camera_day(request: web.Request) -> web.Response:
         previous=(day.date - timedelta(days=1)).isoformat(),
         following=(day.date + timedelta(days=1)).isoformat(),
         zone=day.start.astimezone().strftime("%Z"), start_at=start_at,
-        start_clock=clock_of(day, start_at), hours=range(0, 25, 3),
+        start_clock=clock_of(day, start_at), hours=range(0, 25, 3), dot=data["length"] / DOTS,
         segments_json=json.dumps(data["segments"]).replace("<", "\\u003c"), **data)
 
 

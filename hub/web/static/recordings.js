@@ -154,9 +154,21 @@
     if (MS && !buffered(video.currentTime)) playFrom(video.currentTime, !video.paused);
   });
   video.addEventListener("waiting", ahead);
+  function snap(t, tolerance) {
+    // A pixel of a day-wide timeline is minutes long: a click near footage plays that footage.
+    let best = null;
+    let distance = tolerance;
+    for (const s of segments) {
+      const d = t < s.start ? s.start - t : t > s.end ? t - s.end : 0;
+      if (d <= distance) { best = s; distance = d; }
+    }
+    return best && (t < best.start || t >= best.end) ? best.start : t;
+  }
+
   timeline.addEventListener("click", (event) => {
     const box = timeline.getBoundingClientRect();
-    go(((event.clientX - box.left) / box.width) * length);
+    const perPixel = length / box.width;
+    go(snap(((event.clientX - box.left) / box.width) * length, 3 * perPixel));
   });
   document.getElementById("goto").addEventListener("submit", (event) => {
     event.preventDefault();
