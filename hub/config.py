@@ -133,6 +133,8 @@ class LanSection(Strict):
     enabled: bool = False
     listen: str = Field(default="0.0.0.0:8766", pattern=r"^[^\s:]+:\d{1,5}$")
     interfaces: list[str] = []
+    # How often the gateway checkpoints this hub and its LAN neighbours saw are compared.
+    gossip_interval_s: float = Field(default=60.0, ge=0.5, le=86400)
 
 
 MAX_TRUSTED_WITNESSES = 32

@@ -38,19 +38,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_arg(p)
     p.add_argument("id")
     p.add_argument("--silent", action="store_true", help="send no answer at all")
+    p = rsub.add_parser("resume", help="show the gateway's new requests again after a fork "
+                                       "alarm you have looked at (the proof stays on disk)")
+    data_arg(p)
     p = rsub.add_parser("prove", help="prove that this hub's answer to a request is in the log")
     data_arg(p)
     p.add_argument("id")
 
 
 def cmd_requests_list(args) -> int:
+    from hub.neighbourhood.gossip import fork_alarm
     from hub.neighbourhood.requests import list_requests
 
     hub = open_hub(args)
     try:
         requests = list_requests(hub, include_dropped=args.all)
+        alarm = fork_alarm(hub.db)
     finally:
         hub.close()
+    if alarm is not None and not args.json:
+        print(_alarm_line(alarm))
     if args.json:
         print_json(requests)
     elif not requests:
@@ -62,6 +69,28 @@ def cmd_requests_list(args) -> int:
             line = (f"{r['id']}  {r['status']:<15} {r['agency'] or '-'}  case {r['case_number'] or '-'}"
                     f"  {window}")
             print(line + (f"  ({r['detail']})" if r["detail"] else ""))
+    return 0
+
+
+def _alarm_line(alarm: dict) -> str:
+    return (f"ALARM: fork: gateway {alarm['gateway'][:12]} showed this hub and LAN neighbour "
+            f"{alarm['peer'][:12]} different logs ({alarm['why']}), found {alarm['found']}; "
+            f"both signed checkpoints are in {alarm['proof']}; its new requests are withheld "
+            "until you run `porchlight requests resume`")
+
+
+def cmd_requests_resume(args) -> int:
+    from hub.neighbourhood.gossip import clear_fork_alarm
+
+    hub = open_hub(args)
+    try:
+        alarm = clear_fork_alarm(hub)
+    finally:
+        hub.close()
+    if alarm is None:
+        print("no fork alarm is raised")
+    else:
+        print(f"showing new requests again; the proof stays in {alarm['proof']}")
     return 0
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import socket
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -136,6 +137,8 @@ class LanService:
         self.delivery = Delivery(max_attempts=3)
         self.info: AsyncServiceInfo | None = None
         self.limits = limits
+        # The gateway checkpoint this hub saw last, shared with LAN neighbours (gossip.py).
+        self.checkpoint: Callable[[], str | None] = lambda: None
 
     def app(self) -> web.Application:
         """Build the LAN API: the hub's public key and an inbox for alerts."""
@@ -143,7 +146,12 @@ class LanService:
         app.router.add_get("/lan/v1/key", self._key)
         app.router.add_post("/lan/v1/alerts", self._receive)
         app.router.add_get("/lan/v1/attachments/{sha256}", self._attachment)
+        app.router.add_get("/lan/v1/checkpoint", self._checkpoint)
         return app
+
+    async def _checkpoint(self, request: web.Request) -> web.Response:
+        """Serve the gateway checkpoint this hub saw last (public log data), for gossip."""
+        return web.json_response({"checkpoint": await asyncio.to_thread(self.checkpoint)})
 
     async def __aenter__(self) -> LanService:
         self.server = HardenedServer(self.app(), self.host, self.port, limits=self.limits)

@@ -35,6 +35,13 @@ from hub.errors import PorchlightError, UsageError
 from hub.household import hub_key
 from hub.neighbourhood.alerts import LAW_ENFORCEMENT, OWN, VERIFIED_MEMBER, alert_row, store_alert
 from hub.neighbourhood.attachments import load_attachment
+from hub.neighbourhood.gossip import (
+    already_resumed,
+    compare_with_peer,
+    fetch_peer_checkpoint,
+    fork_alarm,
+    raise_fork_alarm,
+)
 from hub.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -175,6 +182,9 @@ class NeighbourhoodService:
             self.lan = LanService(self.hub, self.key, host, int(port),
                                   list(self.hub.config.lan.interfaces), self.replay)
             await self.lan.__aenter__()
+            if self.client is not None:
+                self.lan.checkpoint = lambda: self._state("last_checkpoint")
+                self.tasks.append(asyncio.create_task(self._gossip(), name="lan-gossip"))
         if self.client is not None or self.lan is not None:
             self.tasks.append(asyncio.create_task(self._deliver(), name="outbox"))
         return self
@@ -252,6 +262,15 @@ class NeighbourhoodService:
         if known is not None and known[0] != DROPPED:
             # A redelivery after a crash, or a gateway replaying: the owner saw it once already.
             log.warning("agency request %s delivered again; ignored (replayed)", message.id)
+            return
+        alarm = fork_alarm(self.hub.db)
+        if alarm is not None and alarm["gateway"] == self.membership.gateway_kid:
+            why = ("withheld: this gateway showed this hub and a LAN neighbour different logs "
+                   f"({alarm['why']}); see `porchlight requests list`, then "
+                   "`porchlight requests resume`")
+            log.warning("dropped agency request %s: %s", message.id, why)
+            await asyncio.to_thread(record_request, self.hub, None, status=DROPPED, detail=why,
+                                    request_id=message.id, token=message.jws)
             return
         await self._refresh_registry()
         now = self.hub.clock().timestamp()
@@ -343,6 +362,34 @@ class NeighbourhoodService:
                         continue
                     await asyncio.to_thread(store_attachment, self.hub.data, data, photo["type"])
             await asyncio.sleep(PHOTO_POLL_S)
+
+    async def _gossip(self) -> None:
+        """Compare the gateway checkpoint this hub saw with each LAN neighbour's, now and then."""
+        interval = self.hub.config.lan.gossip_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._gossip_once()
+            except Exception:
+                # A bug here must not stop the hub; the next round tries again.
+                log.exception("LAN gossip round failed")
+
+    async def _gossip_once(self) -> None:
+        ours = self._state("last_checkpoint")
+        if ours is None or fork_alarm(self.hub.db) is not None:
+            return
+        for peer in list(self.lan.directory.peers.values()):
+            if peer.role != "hub":
+                continue
+            theirs = await fetch_peer_checkpoint(self.lan.session, peer.origin)
+            if theirs is None or theirs == ours:
+                continue
+            split = await compare_with_peer(self.client, self.membership.gateway_jwk, ours,
+                                            theirs)
+            if split is not None and not already_resumed(self.hub.db, split):
+                await asyncio.to_thread(raise_fork_alarm, self.hub,
+                                        self.membership.gateway_kid, split, peer.kid)
+                return
 
     def _state(self, key: str) -> str | None:
         row = self.hub.db.execute("select value from federation_state where key = ?",

@@ -1,0 +1,168 @@
+"""A gateway that shows two hubs on one LAN two different logs (a fork per hub) is caught by
+their gossip: each hub raises the alarm (an event, a line in `requests list`), keeps both signed
+checkpoints as proof, and withholds the gateway's new requests until the owner looks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from federation.agency.tool import init_agency, load_agency
+from federation.authority.tool import (
+    add_agency,
+    authority_jwk,
+    authority_kid,
+    init_authority,
+    sign_registry,
+)
+from federation.cells import cell_for
+from federation.keys import generate_signing_key, save_private_key
+from federation.member.client import Membership
+from federation.neighbourhood_log import checkpoint_verifier
+from federation.registry import verify_registry
+from federation.tlog.checkpoint import open_checkpoint
+from hub.datadir import DataDir, write_private
+from hub.neighbourhood.requests import store_registry
+from hub.neighbourhood.service import membership_path
+from tests.federation.agency_fixtures import CENTRE, JURISDICTION, sign_request
+from tests.federation.malicious_gateway import MaliciousGateway
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hub.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, check=True)
+
+
+async def _until(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.3)
+    return await predicate()
+
+
+def _jti(token: str) -> str:
+    import base64
+
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"]
+
+
+async def _rows(hub, *extra) -> list[dict]:
+    done = await asyncio.to_thread(_cli, "requests", "list", "--data", hub, "--json", *extra)
+    return json.loads(done.stdout)
+
+
+async def test_a_gateway_forking_the_log_for_one_hub_is_caught_by_its_lan_neighbour(
+    tmp_path, hub_template
+):
+    # One gateway key, two servers: each hub is shown a log of its own.
+    honest = MaliciousGateway(tmp_path / "gw-a")
+    forked = MaliciousGateway(tmp_path / "gw-b", key=honest.key)
+    init_authority(tmp_path / "authority", "Board")
+    card = init_agency(tmp_path / "agency", "Police")
+    add_agency(tmp_path / "authority", card, jurisdiction=JURISDICTION, since="2024-01-01",
+               contact="desk@example.org")
+    registry = verify_registry(
+        sign_registry(tmp_path / "authority", audience=honest.kid),
+        authority_jwk=authority_jwk(tmp_path / "authority"),
+        authority_kid=authority_kid(tmp_path / "authority"), audience=honest.kid, now=time.time())
+    agency = load_agency(tmp_path / "agency").key
+
+    def sign() -> str:
+        return sign_request(agency, honest.kid, time.time())
+
+    roots, keys = {}, {}
+    for name in ("a", "b"):
+        root = tmp_path / f"hub-{name}"
+        shutil.copytree(hub_template, root)
+        keys[name] = generate_signing_key()
+        save_private_key(keys[name], root / "keys" / "hub-ed25519.pem", overwrite=True)
+        config = root / "config.toml"
+        config.write_text(config.read_text().replace(
+            "location = { lat = 51.5007, lon = -0.1246 }",
+            f"location = {{ lat = {CENTRE[0]}, lon = {CENTRE[1]} }}")
+            + '\n[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'
+              "gossip_interval_s = 0.5\n")
+        store_registry(DataDir(root), registry)
+        roots[name] = root
+
+    async with honest.serve() as url_a, forked.serve() as url_b:
+        procs = {}
+        try:
+            for name, url in (("a", url_a), ("b", url_b)):
+                membership = Membership(
+                    url=url, gateway_kid=honest.kid, gateway_jwk=dict(honest.key.public_jwk),
+                    gateway_name="Evil", hub_kid=keys[name].kid, hop_kid=keys[name].kid,
+                    cell=cell_for(*CENTRE))
+                write_private(membership_path(DataDir(roots[name])),
+                              json.dumps(membership.to_dict()).encode())
+                procs[name] = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "hub.cli", "run", "--data", str(roots[name]),
+                    "--listen", "127.0.0.1:0", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                assert b"listening on" in await procs[name].stdout.readline()
+
+            # Each hub is routed a different request under a checkpoint of the same size.
+            first_a, first_b = sign(), sign()
+            honest.log_and_push(first_a)
+            forked.log_and_push(first_b)
+            for name, token in (("a", first_a), ("b", first_b)):
+                rows = await _until(lambda n=name: _rows(roots[n], "--all"))
+                assert [r["id"] for r in rows] == [_jti(token)], rows
+
+            # Gossip over the LAN: both hubs see the fork and raise the alarm.
+            for name in ("a", "b"):
+                listed = await _until(lambda n=name: _alarm(roots[n]))
+                assert listed.startswith(
+                    f"ALARM: fork: gateway {honest.kid[:12]} showed this hub and LAN neighbour "
+                    f"{keys['b' if name == 'a' else 'a'].kid[:12]} different logs (two "
+                    "different trees of size 1), found "), listed
+                proof = roots[name] / listed.split("both signed checkpoints are in ", 1)[1] \
+                    .split(";", 1)[0]
+                verifier = checkpoint_verifier(honest.key.public_jwk)
+                ours = open_checkpoint((proof / "ours.checkpoint").read_text(), verifier)
+                theirs = open_checkpoint((proof / "theirs.checkpoint").read_text(), verifier)
+                assert ours.size == theirs.size == 1 and ours.root_hash != theirs.root_hash
+
+            # The gateway's next request is withheld from the owner of hub a, with why.
+            second = sign()
+            honest.log_and_push(second)
+            rows = await _until(lambda: _withheld(roots["a"]))
+            assert rows[0]["id"] == _jti(second)
+            assert rows[0]["detail"].startswith(
+                "withheld: this gateway showed this hub and a LAN neighbour different logs "
+                "(two different trees of size 1)")
+
+            # The owner looks, and resumes: the alarm goes, the proof stays.
+            done = await asyncio.to_thread(_cli, "requests", "resume", "--data", roots["a"])
+            assert done.stdout.startswith("showing new requests again; the proof stays in ")
+            assert await _alarm(roots["a"]) is None
+            assert proof.exists()
+        finally:
+            errors = {}
+            for name, proc in procs.items():
+                proc.send_signal(signal.SIGTERM)
+                _, errors[name] = await proc.communicate()
+    for err in errors.values():
+        assert b"Traceback" not in err, err.decode()
+        # The hub event for notifier plugins (the built-in log notifier writes it).
+        assert b"event fork: the gateway showed this hub and a LAN neighbour different logs" \
+            in err, err.decode()[-3000:]
+
+
+async def _alarm(root) -> str | None:
+    done = await asyncio.to_thread(_cli, "requests", "list", "--data", root)
+    first = done.stdout.splitlines()[0] if done.stdout else ""
+    return first if first.startswith("ALARM: ") else None
+
+
+async def _withheld(root):
+    rows = [r for r in await _rows(root, "--all") if (r["detail"] or "").startswith("withheld")]
+    return rows or None
