@@ -1,6 +1,8 @@
 """A gateway that shows two hubs on one LAN two different logs (a fork per hub) is caught by
 their gossip: each hub raises the alarm (an event, a line in `requests list`), keeps both signed
-checkpoints as proof, and withholds the gateway's new requests until the owner looks."""
+checkpoints as proof, and withholds the gateway's new requests until the owner looks. A witness
+cosigned the honest view and refused the fork, so the forked checkpoint fails the policy of a
+hub that requires that witness."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+
+import aiohttp
+import pytest
 
 from federation.agency.tool import init_agency, load_agency
 from federation.authority.tool import (
@@ -23,14 +28,18 @@ from federation.authority.tool import (
 from federation.cells import cell_for
 from federation.keys import generate_signing_key, save_private_key
 from federation.member.client import Membership
-from federation.neighbourhood_log import checkpoint_verifier
+from federation.member.requests import CheckpointNotWitnessed, check_witness_policy
+from federation.neighbourhood_log import checkpoint_signer, checkpoint_verifier
 from federation.registry import verify_registry
 from federation.tlog.checkpoint import open_checkpoint
+from federation.tlog.proof import format_tlog_proof
+from federation.witness.operator import follow_log
 from hub.datadir import DataDir, write_private
 from hub.neighbourhood.requests import store_registry
 from hub.neighbourhood.service import membership_path
 from tests.federation.agency_fixtures import CENTRE, JURISDICTION, sign_request
 from tests.federation.malicious_gateway import MaliciousGateway
+from tests.federation.witness_fixtures import running_witness
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
@@ -60,9 +69,20 @@ async def _rows(hub, *extra) -> list[dict]:
     return json.loads(done.stdout)
 
 
+async def _submit(http: aiohttp.ClientSession, witness, old: int, signed: str) -> tuple[int, str]:
+    async with http.post(witness.url + "/add-checkpoint",
+                         data=f"old {old}\n\n{signed}".encode()) as reply:
+        return reply.status, await reply.text()
+
+
 async def test_a_gateway_forking_the_log_for_one_hub_is_caught_by_its_lan_neighbour(
     tmp_path, hub_template
 ):
+    with running_witness(tmp_path / "witness", "witness.example/maple") as witness:
+        await _forked_for_one_hub(tmp_path, hub_template, witness)
+
+
+async def _forked_for_one_hub(tmp_path, hub_template, witness) -> None:
     # One gateway key, two servers: each hub is shown a log of its own.
     honest = MaliciousGateway(tmp_path / "gw-a")
     forked = MaliciousGateway(tmp_path / "gw-b", key=honest.key)
@@ -75,6 +95,8 @@ async def test_a_gateway_forking_the_log_for_one_hub_is_caught_by_its_lan_neighb
         authority_jwk=authority_jwk(tmp_path / "authority"),
         authority_kid=authority_kid(tmp_path / "authority"), audience=honest.kid, now=time.time())
     agency = load_agency(tmp_path / "agency").key
+    signer = checkpoint_signer(honest.key)
+    follow_log(witness.data, signer.name, signer.verifier().to_string())
 
     def sign() -> str:
         return sign_request(agency, honest.kid, time.time())
@@ -86,11 +108,14 @@ async def test_a_gateway_forking_the_log_for_one_hub_is_caught_by_its_lan_neighb
         keys[name] = generate_signing_key()
         save_private_key(keys[name], root / "keys" / "hub-ed25519.pem", overwrite=True)
         config = root / "config.toml"
+        # Hub a requires the witness (k = 1); hub b requires none, so it takes the fork.
+        policy = (f'\n[witnesses]\nkeys = ["{witness.vkey}"]\nmin = 1\n' if name == "a"
+                  else "")
         config.write_text(config.read_text().replace(
             "location = { lat = 51.5007, lon = -0.1246 }",
             f"location = {{ lat = {CENTRE[0]}, lon = {CENTRE[1]} }}")
             + '\n[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'
-              "gossip_interval_s = 0.5\n")
+              "gossip_interval_s = 0.5\n" + policy)
         store_registry(DataDir(root), registry)
         roots[name] = root
 
@@ -110,9 +135,17 @@ async def test_a_gateway_forking_the_log_for_one_hub_is_caught_by_its_lan_neighb
                 assert b"listening on" in await procs[name].stdout.readline()
 
             # Each hub is routed a different request under a checkpoint of the same size.
+            # The witness cosigns the honest view and refuses the fork (same size, other root).
             first_a, first_b = sign(), sign()
-            honest.log_and_push(first_a)
-            forked.log_and_push(first_b)
+            index = honest.log.append(first_a.encode())
+            async with aiohttp.ClientSession() as http:
+                status, line = await _submit(http, witness, 0, honest.log.signed_checkpoint)
+                assert status == 200
+                assert await _submit(http, witness, 1, forked_checkpoint(forked, first_b)) == (
+                    409, "1\n")
+            honest.push(first_a, format_tlog_proof(index, honest.log.inclusion_proof(index),
+                                                   honest.log.signed_checkpoint + line))
+            forked.push(first_b, forked.log.tlog_proof(0))
             for name, token in (("a", first_a), ("b", first_b)):
                 rows = await _until(lambda n=name: _rows(roots[n], "--all"))
                 assert [r["id"] for r in rows] == [_jti(token)], rows
@@ -130,6 +163,14 @@ async def test_a_gateway_forking_the_log_for_one_hub_is_caught_by_its_lan_neighb
                 ours = open_checkpoint((proof / "ours.checkpoint").read_text(), verifier)
                 theirs = open_checkpoint((proof / "theirs.checkpoint").read_text(), verifier)
                 assert ours.size == theirs.size == 1 and ours.root_hash != theirs.root_hash
+                if name == "a":
+                    # What hub a saw the witness cosigned; the forked one fails the policy.
+                    texts = [(proof / f).read_text() for f in ("ours.checkpoint",
+                                                              "theirs.checkpoint")]
+                    assert check_witness_policy(texts[0], [witness.verifier], 1) == [
+                        witness.name]
+                    with pytest.raises(CheckpointNotWitnessed):
+                        check_witness_policy(texts[1], [witness.verifier], 1)
 
             # The gateway's next request is withheld from the owner of hub a, with why.
             second = sign()
@@ -155,6 +196,12 @@ async def test_a_gateway_forking_the_log_for_one_hub_is_caught_by_its_lan_neighb
         # The hub event for notifier plugins (the built-in log notifier writes it).
         assert b"event fork: the gateway showed this hub and a LAN neighbour different logs" \
             in err, err.decode()[-3000:]
+
+
+def forked_checkpoint(forked: MaliciousGateway, token: str) -> str:
+    """Log a request in the forked view and return its checkpoint."""
+    forked.log.append(token.encode())
+    return forked.log.signed_checkpoint
 
 
 async def _alarm(root) -> str | None:
