@@ -3,7 +3,8 @@
 The socket speaks one way. The hub sends a text message with the stream's media type (empty
 when the browser cannot be told the codec: the page then shows snapshots), then the init
 segment and the fragments as binary messages. It closes with 1012 when the camera's stream ends
-or restarts (the page reconnects), and with 1008 when the session ends. Only a session that
+or restarts (the page reconnects), with 1013 when the camera is not running or has as many
+viewers as it serves, and with 1008 when the session ends. Only a session that
 may see the camera gets a socket, and only from a page of the hub itself (its Origin).
 """
 
@@ -41,13 +42,20 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     session = session_of(request)
     streams = getattr(request.app[HUB], "live", None)
     stream = streams.get(camera) if streams is not None else None
-    if stream is None:
-        raise web.HTTPServiceUnavailable(text=f"camera {camera} is not running")
-    try:
-        viewer = stream.subscribe(asyncio.get_running_loop())
-    except LiveBusy as err:
-        raise web.HTTPServiceUnavailable(text=str(err)) from None
     socket = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1024)
+    viewer = None
+    try:
+        viewer = stream.subscribe(asyncio.get_running_loop()) if stream is not None else None
+    except LiveBusy as err:
+        busy = str(err)
+    else:
+        busy = f"camera {camera} is not running"
+    if viewer is None:
+        # Answered on the socket, not by refusing the handshake: the page says why, retries
+        # later, and the browser logs no failed connection.
+        await socket.prepare(request)
+        await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=busy.encode()[:120])
+        return socket
     try:
         await socket.prepare(request)
         reader = asyncio.create_task(_until_closed(socket), name=f"live-{camera}-reader")

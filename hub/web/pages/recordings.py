@@ -33,6 +33,10 @@ EVENT_MIN_S = 60.0
 # Anything on the timeline is drawn at least 1/DOTS of the day wide (a pixel on a phone), so a
 # short motion clip still shows; a click near it plays it (recordings.js snaps to footage).
 DOTS = 360
+NOT_YOURS = ("this footage was recorded before the camera was shared with you, so your key "
+             "cannot open it")
+NOT_YOURS_RANGE = ("some of this range was recorded before the camera was shared with you, so "
+                   "your key cannot open it: choose a later start")
 
 
 def _day(request: web.Request) -> Day:
@@ -142,8 +146,7 @@ async def segment_media(request: web.Request) -> web.Response:
         body = await asyncio.to_thread(
             lambda: fragment_segment(hub.vault.read(rows[0], identity)))
     except NotSealedToYou:
-        raise web.HTTPForbidden(text="this footage was recorded before the camera was shared "
-                                     "with you, so your key cannot open it") from None
+        raise web.HTTPForbidden(text=NOT_YOURS) from None
     except (SegmentCorrupt, MediaError) as err:
         raise web.HTTPInternalServerError(text=str(err)) from None
     # The codecs parameter tells the page's player what SourceBuffer to open.
@@ -180,20 +183,17 @@ async def export(request: web.Request) -> web.Response:
 
     try:
         clip = await asyncio.to_thread(build)
-    except NotSealedToYou as err:
-        raise web.HTTPForbidden(text=str(err)) from None
     except PorchlightError as err:
-        status = 403 if "not sealed to this key" in str(err) else 404
-        raise _error(status, str(err)) from None
+        # build_clip names each segment it could not open; for a viewer that is footage from
+        # before the camera was shared with them.
+        if isinstance(err, NotSealedToYou) or "not sealed to this key" in str(err):
+            raise web.HTTPForbidden(text=NOT_YOURS_RANGE) from None
+        raise web.HTTPNotFound(text=str(err)) from None
     stamp = "%Y%m%dT%H%M%SZ"
     name = f"{camera}-{start.strftime(stamp)}-{end.strftime(stamp)}.mp4"
     return web.Response(body=clip.data, content_type="video/mp4", headers={
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Footage-Span": f"{iso(clip.start)}/{iso(clip.end)}"})
-
-
-def _error(status: int, text: str) -> web.HTTPException:
-    return web.HTTPForbidden(text=text) if status == 403 else web.HTTPNotFound(text=text)
 
 
 def today() -> date:

@@ -105,7 +105,11 @@
         showSnapshots("Signed out.");
         return;
       }
-      showSnapshots("The live stream is not available.");
+      // 1013: the camera is not running, or has all the viewers it serves; the hub says which.
+      const why = event.code === 1013 && event.reason ?
+        event.reason.charAt(0).toUpperCase() + event.reason.slice(1) + "." :
+        "The live stream is not available.";
+      showSnapshots(why);
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 15000);
     };

@@ -15,6 +15,7 @@ from tests.hub.web.conftest import (
     browser_sign_in,
     csrf_of,
     page_for,
+    porchlight,
     shots_dir,
     sign_in,
 )
@@ -116,3 +117,31 @@ def test_unsharing_ends_the_viewers_live_stream(live_hub):
                 assert (message.data, message.extra) == (1008, "signed out"), message
 
     run_async(scenario())
+
+
+def test_a_camera_that_is_not_running_says_so_on_its_socket(browser, live_hub):
+    """Last in this module: it removes garage from the running hub."""
+    hub = live_hub
+    porchlight("camera", "remove", "--data", hub.root, "garage")
+
+    async def closed() -> tuple:
+        async with hub.client() as owner:
+            assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+            # The hub stops the camera within a second of the config change.
+            for _ in range(60):
+                async with owner.ws_connect("/cameras/garage/live") as socket:
+                    message = await socket.receive(timeout=30)
+                    # 1012 while the camera stops (its stream ended); then 1013.
+                    if message.type == aiohttp.WSMsgType.CLOSE and message.data != 1012:
+                        return message.data, message.extra
+                await asyncio.sleep(0.5)
+            raise AssertionError("garage kept streaming")
+
+    assert run_async(closed()) == (1013, "camera garage is not running")
+    with page_for(browser, hub, LAPTOP) as page:
+        browser_sign_in(page, hub)
+        page.goto(hub.url + "/cameras/garage")
+        page.wait_for_selector("#live-state:text-matches('^Camera garage is not running')")
+        assert page.is_visible("#snapshot") and page.is_hidden("#live-video")
+        assert page.console_errors == []
+

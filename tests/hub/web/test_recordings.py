@@ -123,6 +123,7 @@ def test_playback_of_a_chosen_moment_shows_moving_frames_of_that_moment(browser,
         with page_for(browser, hub, viewport) as page:
             browser_sign_in(page, hub)
             page.goto(hub.url + "/recordings")
+            page.screenshot(path=str(shots / f"recordings-list-{name}.png"), full_page=True)
             page.click("h2 a[href^='/recordings/porch']")
             page.wait_for_selector("#playback-state:text-matches('^Ready at')")
             assert page.locator("#timeline rect.tl-coverage").count() >= 1
@@ -239,6 +240,14 @@ async def _viewer_plays_only_her_footage(hub) -> None:
         assert body[4:8] == b"ftyp"
         with av.open(io.BytesIO(body)) as container:
             assert sum(1 for _ in container.decode(video=0)) > 10
+        # A range that starts before the share: refused whole, with the reason.
+        day = before[-1].start.astimezone().date().isoformat()
+        span = f"from={clock(before[-1].start)}&to={clock(after[1].end + timedelta(seconds=1))}"
+        async with ann.get(f"/recordings/porch/export.mp4?day={day}&{span}") as reply:
+            assert reply.status == 403
+            assert await reply.text() == ("some of this range was recorded before the camera was "
+                                          "shared with you, so your key cannot open it: choose a "
+                                          "later start")
     async with hub.client() as stranger:
         async with stranger.get(f"/recordings/porch/segments/{after[1].id}.mp4") as reply:
             assert reply.status == 401
