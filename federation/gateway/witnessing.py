@@ -78,8 +78,10 @@ class Witnessing:
         self._published_changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        # Until the first round ends, the log's checkpoint is served as it is, and nothing
+        # counts as witnessed (so routing waits for that round).
         self._published = tiles.signed_checkpoint
-        self._published_size = tiles.size
+        self._published_size = 0
         self._published_signed = self._published  # the log's note it was built from
         self._cosigned_by: set[str] = set()
 
@@ -242,6 +244,8 @@ class Witnessing:
                 if status == 409 and content_type == SIZE_CONTENT_TYPE:
                     text = answer.strip()
                     if text.isdigit() and int(text) != witness.size:
+                        log.info("witness %s last cosigned size %s; resubmitting from there",
+                                 witness.url, text)
                         witness.size = int(text)
                         continue
                 log.warning(
