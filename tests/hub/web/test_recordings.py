@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,3 +252,32 @@ async def _viewer_plays_only_her_footage(hub) -> None:
     async with hub.client() as stranger:
         async with stranger.get(f"/recordings/porch/segments/{after[1].id}.mp4") as reply:
             assert reply.status == 401
+
+
+def test_the_timeline_draws_footage_and_holds_where_they_are(recorded):
+    hub = recorded
+    held = segments(hub.root, "porch")[1]
+    day = held.start.astimezone().date().isoformat()
+
+    async def page() -> str:
+        async with hub.client() as owner:
+            assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+            async with owner.get(f"/recordings/porch?day={day}") as reply:
+                assert reply.status == 200
+                return await reply.text()
+
+    assert 'class="tl-hold"' not in run_async(page())
+    db = connect(hub.root / "porchlight.db")
+    try:
+        Vault(DataDir(hub.root), db, []).hold([held], "request", "test-hold")
+    finally:
+        db.conn.close()
+    text = run_async(page())
+    midnight = datetime.fromisoformat(f"{day}T00:00:00").astimezone()
+
+    def xs(kind: str) -> list[float]:
+        return [float(x) for x in re.findall(rf'<rect class="tl-{kind}" x="([0-9.]+)"', text)]
+
+    assert xs("hold") == [pytest.approx((held.start - midnight).total_seconds(), abs=0.01)]
+    first = segments(hub.root, "porch")[0]
+    assert xs("coverage")[0] == pytest.approx((first.start - midnight).total_seconds(), abs=0.01)
