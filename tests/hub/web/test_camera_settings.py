@@ -48,6 +48,8 @@ def _digest(hub: WebHub) -> str:
 def _sign_in(page, hub: WebHub) -> None:
     """Sign in; the home page it lands on is checked by test_browser.py (its snapshots may
     not exist yet in a hub started a moment ago), so only this file's pages are checked here."""
+    # Generous waits: the machine may be busy; no test here measures speed.
+    page.set_default_timeout(120_000)
     browser_sign_in(page, hub)
     page.wait_for_load_state("networkidle")
     page.console_errors.clear()

@@ -33,6 +33,7 @@ from tests.hub.web.conftest import (
     shots_dir,
     sign_in,
 )
+from tests.hub.web.test_browser import _serious_axe_violations
 
 CENTRE = (51.5008, -0.1243)  # 24 m from the hubs (conftest's 51.5007,-0.1246)
 AGENCY = "Metro Police, Precinct 9"
@@ -138,6 +139,8 @@ def _agency_status(world, request_id: str) -> dict:
 
 def _sign_in(page, hub: WebHub, name: str = "owner", passphrase: str = PASSPHRASE) -> None:
     """Sign in; the home page it lands on is test_browser.py's to check."""
+    # Generous waits: the machine may be busy; no test here measures speed.
+    page.set_default_timeout(120_000)
     browser_sign_in(page, hub, name, passphrase)
     page.wait_for_load_state("networkidle")
     page.console_errors.clear()
@@ -205,6 +208,7 @@ def test_an_approval_clicked_through_reaches_the_agency_blurred(browser, world, 
         frame = f"{maple.url}/requests/{request_id}/frames/porch.jpg"
         assert _faces(page.request.get(frame + "?blur=no").body()) >= 1
         assert _faces(page.request.get(frame + "?blur=yes").body()) == 0
+        assert _serious_axe_violations(page) == []
         _clean(page, maple)
         _shots(page, maple, f"/requests/{request_id}", "request-pending")
         page.set_viewport_size(LAPTOP)
@@ -348,6 +352,7 @@ def test_a_photo_is_posted_with_its_face_blurred_in_the_preview_and_every_copy(
         assert _faces(preview) == 0
         # Nothing has left, or even been stored, before "Post".
         assert (_attachments(maple), _alert_count(maple)) == (before, alerts)
+        assert _serious_axe_violations(page) == []
         _clean(page, maple)
         for name, viewport in (("phone", PHONE), ("laptop", LAPTOP)):
             page.set_viewport_size(viewport)
