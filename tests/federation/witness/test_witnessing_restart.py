@@ -1,14 +1,17 @@
-"""The gateway's cosigning client after a restart: it no longer knows what a witness cosigned,
-the witness answers 409 with its size, and the client resubmits from there with a proof."""
+"""The gateway's cosigning client on its own: after a restart it no longer knows what a witness
+cosigned, the witness answers 409 with its size, and the client resubmits from there with a
+proof; a witness that never answers times out and the checkpoint is published without it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from federation.gateway.settings import WitnessSetting
 from federation.gateway.witnessing import Witnessing
-from federation.tlog.cosignature import verify_cosignatures
+from federation.tlog.cosignature import CosignatureSigner, verify_cosignatures
 from federation.tlog.note import NoteSigner
 from federation.tlog.tiles import TileLog
 from federation.witness.operator import follow_log
@@ -51,3 +54,37 @@ async def test_a_restarted_gateway_resubmits_from_the_size_the_witness_names(tmp
         f"witness {witness.url} last cosigned size 5; resubmitting from there"]
     assert not [m for m in messages if "refused" in m or "unreachable" in m]
     assert tiles.size == 12
+
+
+async def test_a_witness_that_never_answers_times_out_and_the_checkpoint_is_published(
+    tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="federation.gateway.witnessing")
+    signer = NoteSigner.generate(ORIGIN)
+    tiles = TileLog(tmp_path / "log", signer)
+    tiles.append_batch([b"one", b"two"])
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read the request, never answer
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mute = WitnessSetting(url=f"http://127.0.0.1:{port}",
+                          vkey=CosignatureSigner("witness.example/mute",
+                                                 Ed25519PrivateKey.generate()).verifier.to_string())
+    witnessing = Witnessing(tiles, [mute], _run, timeout_s=0.5)
+    witnessing.start()
+    try:
+        await witnessing.wait_published(tiles.size, 15)
+        assert witnessing.published_size == tiles.size
+        assert witnessing.published == tiles.signed_checkpoint  # served, without cosignatures
+    finally:
+        await witnessing.stop()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    unreachable = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert unreachable == [f"witness http://127.0.0.1:{port} unreachable, will retry: "
+                           "TimeoutError"], unreachable
