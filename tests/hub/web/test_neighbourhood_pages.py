@@ -6,6 +6,7 @@ viewer cannot reach the decisions; each page is clean, local and screenshotted."
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -265,13 +266,27 @@ def test_a_viewer_cannot_reach_the_decisions_and_an_owner_denies(browser, world)
                                 {"camera": "porch", "blur": "no", "passphrase": VIEWER_PASS}),
                                (f"/requests/{request_id}/approve",
                                 {"camera": "porch", "blur": "no", "passphrase": PASSPHRASE}),
-                               (f"/requests/{request_id}/deny", {"silent": "yes"})):
+                               (f"/requests/{request_id}/deny", {"silent": "yes"}),
+                               # Nor anything else an owner decides here or in camera settings.
+                               ("/neighbourhood/preview", {"category": "safety", "text": "x"}),
+                               ("/settings/cameras", {"name": "cam2", "kind": "synthetic"}),
+                               ("/settings/cameras/discover", {}),
+                               ("/settings/cameras/porch/rename", {"new_name": "door"}),
+                               ("/settings/cameras/porch/remove", {}),
+                               ("/settings/cameras/porch/motion", {"areas": ""}),
+                               ("/settings/retention", {"max_age_days": "1"})):
                 async with sam.post(path, data={"csrf": token, **form}) as reply:
+                    answers.append((path, reply.status))
+            for path in ("/settings/cameras", "/settings/cameras/porch/motion"):
+                async with sam.get(path) as reply:
                     answers.append((path, reply.status))
         return answers
 
-    assert {status for _, status in run_async(as_viewer())} == {403}
+    config = (maple.root / "config.toml").read_bytes()
+    answers = run_async(as_viewer())
+    assert {status for _, status in answers} == {403}, answers
     assert _status(world, request_id) == "pending"
+    assert (maple.root / "config.toml").read_bytes() == config
     with page_for(browser, maple) as page:
         _sign_in(page, maple, VIEWER, VIEWER_PASS)
         assert page.locator("nav >> text=Requests").count() == 0
@@ -375,6 +390,42 @@ def test_a_photo_is_posted_with_its_face_blurred_in_the_preview_and_every_copy(
     assert received
     copy = (oak.root / "alerts" / "attachments" / digest).read_bytes()
     assert copy == preview and _faces(copy) == 0
+
+
+def test_bad_posts_are_refused_with_their_error_and_nothing_is_kept(world):
+    maple = world["maple"]
+    before, alerts = _attachments(maple), _alert_count(maple)
+    photo = cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes()
+    cases = [
+        ({"category": "burglary", "text": "x"}, None, "Choose one of the categories."),
+        ({"category": "safety", "text": "   "}, None, "Say what happened: the text is empty."),
+        ({"category": "safety", "text": "x" * 2001}, None,
+         "The text has 2001 characters; the limit is 2000."),
+        ({"category": "safety", "text": "x", "event": "some-event"}, photo,
+         "Share a photo or an event, not both."),
+        ({"category": "safety", "text": "x", "event": "no-such-event"}, None,
+         "no event 'no-such-event' on this hub (see `porchlight events list`)"),
+    ]
+
+    async def post_each() -> list[tuple[int, str]]:
+        shown = []
+        async with maple.client() as owner:
+            await sign_in(owner, "owner", PASSPHRASE)
+            token = await csrf_of(owner, "/neighbourhood")
+            for fields, upload, _ in cases:
+                form = aiohttp.FormData()
+                form.add_field("csrf", token)
+                for name, value in fields.items():
+                    form.add_field(name, value)
+                if upload is not None:
+                    form.add_field("photo", upload, filename="p.jpg", content_type="image/jpeg")
+                async with owner.post("/neighbourhood/preview", data=form) as reply:
+                    error = re.search(r'id="error">([^<]*)<', await reply.text())
+                    shown.append((reply.status, html.unescape(error.group(1))))
+        return shown
+
+    assert run_async(post_each()) == [(400, error) for _, _, error in cases]
+    assert (_attachments(maple), _alert_count(maple)) == (before, alerts)
 
 
 def test_an_upload_over_the_cap_is_refused_and_nothing_is_kept(world):
