@@ -40,6 +40,8 @@ from hub.web.ui import GUARD, HUB, MAX_FORM_BYTES, owner_only, render, session_o
 
 log = logging.getLogger(__name__)
 METRES_PER_DEGREE = 111_320.0
+# Requests being approved or denied right now: a second click must not send a second answer.
+DECIDING = web.AppKey("requests_deciding", set)
 MAX_PASSPHRASE = 1024
 
 
@@ -216,12 +218,18 @@ async def approve_request(request: web.Request) -> web.Response:
     async def work(client, gateway_kid):
         return await approve(hub, client, gateway_kid, request_id, identity, cameras, blur)
 
+    busy = request.app[DECIDING]
+    if request_id in busy:
+        return await again("This request is being decided already: wait for that to finish.", 409)
+    busy.add(request_id)
     try:
         # Its own event loop in a worker thread: decrypting, blurring and sealing the clips
         # take seconds of CPU that must not stall the UI or the hub's other services.
         decision = await asyncio.to_thread(asyncio.run, with_gateway_client(hub, work))
     except PorchlightError as err:
         return await again(str(err), 400)
+    finally:
+        busy.discard(request_id)
     log.info("web: request %s approved, %d clips sent", request_id, len(decision.clips))
     raise web.HTTPSeeOther(f"/requests/{request_id}?decided={APPROVED}")
 
@@ -237,16 +245,24 @@ async def deny_request(request: web.Request) -> web.Response:
     async def work(client, gateway_kid):
         return await deny(hub, client, gateway_kid, request_id, silent)
 
+    busy = request.app[DECIDING]
+    if request_id in busy:
+        return await _show(request, status=409,
+                           error="This request is being decided already: wait for that to finish.")
+    busy.add(request_id)
     try:
         decision = await asyncio.to_thread(asyncio.run, with_gateway_client(hub, work))
     except PorchlightError as err:
         return await _show(request, status=400, error=str(err))
+    finally:
+        busy.discard(request_id)
     status = DENIED_SILENTLY if decision.answer is None else DENIED
     raise web.HTTPSeeOther(f"/requests/{request_id}?decided={status.replace(' ', '-')}")
 
 
 def setup(app: web.Application) -> None:
     """Add the agency request pages."""
+    app[DECIDING] = set()
     app.router.add_get("/requests", requests_page)
     app.router.add_get("/requests/{id}", request_page)
     app.router.add_get("/requests/{id}/frames/{camera}.jpg", preview)

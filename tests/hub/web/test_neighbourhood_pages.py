@@ -6,6 +6,7 @@ viewer cannot reach the decisions; each page is clean, local and screenshotted."
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -448,3 +449,30 @@ def test_an_upload_over_the_cap_is_refused_and_nothing_is_kept(world):
     assert status == 413, text
     assert text.startswith("Maximum request body size 8454144 exceeded")
     assert (_attachments(maple), _alert_count(maple)) == (before, alerts)
+
+
+def test_a_double_submitted_approval_sends_one_answer(world):
+    maple = world["maple"]
+    request_id = _ask(world, "2026-PD9-0415")
+
+    async def approve_twice() -> list[tuple[int, str]]:
+        async with maple.client() as owner:
+            await sign_in(owner, "owner", PASSPHRASE)
+            token = await csrf_of(owner, f"/requests/{request_id}")
+            form = {"csrf": token, "camera": "porch", "blur": "no", "passphrase": PASSPHRASE}
+
+            async def once() -> tuple[int, str]:
+                async with owner.post(f"/requests/{request_id}/approve", data=form,
+                                      allow_redirects=False) as reply:
+                    error = re.search(r'id="error">([^<]*)<', await reply.text())
+                    return reply.status, html.unescape(error.group(1)) if error else ""
+
+            return sorted(await asyncio.gather(once(), once()))
+
+    first, second = run_async(approve_twice())
+    assert first == (303, "")
+    # Still at work on the first, or already done with it: either way, no second answer.
+    assert second in ((409, "This request is being decided already: wait for that to finish."),
+                      (400, f"request {request_id} is approved, not pending"))
+    assert _status(world, request_id) == "approved"
+    assert _agency_status(world, request_id)["approved"] == 1
