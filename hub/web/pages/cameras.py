@@ -14,6 +14,10 @@ from hub.web.frames import first_frame_jpeg
 from hub.web.ui import HUB, check_camera, render, session_of
 
 SNAPSHOT_LOOKBACK = timedelta(hours=6)
+NO_PICTURE = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 320 180">'
+              b'<rect width="320" height="180" fill="#333"/><text x="160" y="95" fill="#ddd" '
+              b'font-family="sans-serif" font-size="16" text-anchor="middle">no picture yet</text>'
+              b'</svg>')
 
 
 def latest_picture(hub, camera: str, identity) -> bytes | None:
@@ -40,7 +44,9 @@ async def snapshot(request: web.Request) -> web.Response:
     session = session_of(request)
     picture = await asyncio.to_thread(latest_picture, request.app[HUB], camera, session.identity)
     if picture is None:
-        raise web.HTTPNotFound(text="no picture yet")
+        # A placeholder, not a 404: a camera that just started is not an error for the page.
+        return web.Response(body=NO_PICTURE, content_type="image/svg+xml",
+                            headers={"Cache-Control": "no-store", "X-Porchlight-Picture": "none"})
     return web.Response(body=picture, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 

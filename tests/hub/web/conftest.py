@@ -141,9 +141,10 @@ def chromium_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright (per module: its sync API holds an event
+    loop in this thread while it runs, which async tests of other modules must not meet)."""
     why = chromium_missing()
     if why:
         pytest.fail(why)
