@@ -124,9 +124,19 @@ def run_async(coroutine):
     """Run a coroutine to completion in a thread of its own (Playwright's sync API owns the
     main thread's event loop)."""
     result: list = []
-    thread = threading.Thread(target=lambda: result.append(asyncio.run(coroutine)))
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as err:  # handed back to the caller's thread
+            failure.append(err)
+
+    thread = threading.Thread(target=run)
     thread.start()
     thread.join()
+    if failure:
+        raise failure[0]
     return result[0] if result else None
 
 

@@ -84,7 +84,8 @@ def shared_hub(tmp_path):
 
     async def add_viewer() -> None:
         async with hub.client() as owner:
-            await sign_in(owner, "owner", PASSPHRASE)
+            signed = await sign_in(owner, "owner", PASSPHRASE)
+            assert signed.status == 303, await signed.text()
             token = await csrf_of(owner, "/settings")
             await owner.post("/settings/people", data={
                 "csrf": token, "name": "sam", "role": "viewer", "passphrase": VIEWER_PASS})

@@ -133,8 +133,11 @@ def test_playback_of_a_chosen_moment_shows_moving_frames_of_that_moment(browser,
             page.press("#at", "Enter")
             page.wait_for_function(PLAYING)
             first, later = grab_moving(page, "playback")
-            # The frame shown is one of the segment holding the moment asked for.
-            assert first_stamp <= first["stamp"] <= last_stamp, (first, first_stamp, last_stamp)
+            # The frame shown is one of the segment holding the moment asked for, or (on a busy
+            # machine, where playback has run on before the grab) of the seconds right after it.
+            slack = last_stamp - first_stamp
+            assert first_stamp <= first["stamp"] <= last_stamp + slack, (first, first_stamp,
+                                                                        last_stamp)
             assert 0 < (later["stamp"] - first["stamp"]) % 2**32 < 30_000
             # Clicking the timeline plays from there: the start of the day's footage.
             # A pixel of a day-wide timeline is about a minute: click the pixel where footage starts.
