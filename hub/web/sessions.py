@@ -33,6 +33,8 @@ class Session:
     identity: Any = field(repr=False)
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     last_seen: float = 0.0
+    # Camera pictures this session's key opened, by camera: (segment id, JPEG).
+    pictures: dict = field(default_factory=dict, repr=False)
 
     def sees(self, camera: str) -> bool:
         """Say whether this session may see the camera."""
@@ -44,8 +46,9 @@ class Session:
         return self.role == "owner"
 
     def wipe(self) -> None:
-        """Drop the unlocked identity."""
+        """Drop the unlocked identity and what it opened."""
         self.identity = None
+        self.pictures.clear()
 
 
 class SessionStore:
