@@ -170,6 +170,34 @@ class WitnessesSection(Strict):
         return [CosignatureVerifier.from_string(key) for key in self.keys]
 
 
+MQTT_TOPIC_PART = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class MqttSection(Strict):
+    """Home Assistant over MQTT (docs/integrations.md): the broker must be on the LAN."""
+
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[^\s/:@]+$|^[0-9a-fA-F:]+$")
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = Field(default=None, min_length=1, max_length=128)
+    password: SecretRef | None = None
+    # Home Assistant listens for entities under this prefix (its MQTT integration's setting).
+    discovery_prefix: str = Field(default="homeassistant", pattern=MQTT_TOPIC_PART)
+    # The hub's own topics: TOPIC_PREFIX/<hub id>/...
+    topic_prefix: str = Field(default="porchlight", pattern=MQTT_TOPIC_PART)
+    # Motion snapshots on each camera's MQTT camera entity; only sent to a broker whose
+    # addresses are all on the LAN (private, loopback or link-local).
+    snapshots: bool = Field(default=True, strict=True)
+    # Home Assistant may turn recording and analysis on and off per camera. Off (the
+    # default), the command topics are not even subscribed.
+    switches: bool = Field(default=False, strict=True)
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> MqttSection:
+        if self.password is not None and self.username is None:
+            raise ValueError("password needs a username")
+        return self
+
+
 class CameraEntry(BaseModel):
     """The keys every camera has; its source plugin validates the rest by `type`."""
 
@@ -182,11 +210,14 @@ class CameraEntry(BaseModel):
     post_roll_s: float = Field(default=5.0, ge=0, le=300)
     # Motion analysis (events with a snapshot) runs in both modes unless the owner turns it off.
     analysis: bool = Field(default=True, strict=True)
+    # Off: the camera stays connected (live view, analysis) but no segment is kept. Changed
+    # while the hub runs, it applies in place, without restarting the camera.
+    recording: bool = Field(default=True, strict=True)
     # Detector settings (sensitivity, masks, zones), validated by the detector plugin.
     motion: dict | None = None
 
     HUB_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"name", "type", "mode", "analysis", "pre_roll_s", "post_roll_s", "motion"})
+        {"name", "type", "mode", "analysis", "recording", "pre_roll_s", "post_roll_s", "motion"})
 
     @model_validator(mode="after")
     def _motion_mode_needs_analysis(self) -> CameraEntry:
@@ -194,6 +225,57 @@ class CameraEntry(BaseModel):
             raise ValueError('mode = "motion" records only around motion, so it needs '
                              "analysis = true")
         return self
+
+
+# The triggers a notification can have; each can be switched on or off per person (hub/notify/).
+NOTIFY_TRIGGERS = ("request", "alert", "motion", "camera", "disk", "fork")
+NOTIFIER_NAME = CAMERA_NAME
+
+
+class NotifySection(Strict):
+    """How notifications are made and delivered (docs/integrations.md)."""
+
+    # Links in notifications are paths of the web UI; with this set they become absolute
+    # ("https://hub.example.lan:8765"), for targets that open them on a phone.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+                                   max_length=200)
+    # At most one motion notification per camera in this many seconds.
+    motion_cooldown_s: float = Field(default=300.0, ge=0, le=86400)
+    # "Disk nearly full": free space under this percent of the disk, or the vault over this
+    # percent of retention.max_bytes. Told once each time it crosses.
+    disk_free_percent: float = Field(default=10.0, ge=0, lt=100)
+    disk_quota_percent: float = Field(default=90.0, gt=0, le=100)
+    # Each target: a failed send is tried again after backoff_s, doubling up to max_backoff_s,
+    # at most `attempts` times in all; one send may take timeout_s.
+    attempts: int = Field(default=5, ge=1, le=20)
+    backoff_s: float = Field(default=2.0, gt=0, le=3600)
+    max_backoff_s: float = Field(default=300.0, gt=0, le=86400)
+    timeout_s: float = Field(default=15.0, gt=0, le=600)
+
+
+class NotifierEntry(BaseModel):
+    """The keys every notification target has; its notifier plugin validates the rest by `type`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    name: Annotated[str, Field(pattern=NOTIFIER_NAME.pattern)]
+    # Whose target it is: their per-person switches apply, and a viewer hears only of the
+    # cameras shared with them.
+    person: str = Field(default="owner", max_length=32)
+    # Narrow the triggers this target hears of (default: all that its person has on).
+    triggers: list[Literal[NOTIFY_TRIGGERS]] | None = None  # type: ignore[valid-type]
+    # A target on the LAN gets motion snapshots; one on the internet gets them only for the
+    # cameras listed in `snapshots`.
+    lan: bool = Field(default=False, strict=True)
+    snapshots: list[Annotated[str, Field(pattern=CAMERA_NAME.pattern)]] = []
+
+    HUB_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"type", "name", "person", "triggers", "lan", "snapshots"})
+
+    def own_settings(self) -> dict:
+        """Return the keys that belong to the notifier plugin (all but the hub's)."""
+        return {k: v for k, v in (self.model_extra or {}).items()}
 
 
 class Config(Strict):
@@ -204,6 +286,19 @@ class Config(Strict):
     lan: LanSection = LanSection()
     witnesses: WitnessesSection = WitnessesSection()
     cameras: list[CameraEntry] = []
+    mqtt: MqttSection | None = None
+    notify: NotifySection = NotifySection()
+    notifiers: list[NotifierEntry] = []
+
+    @field_validator("notifiers")
+    @classmethod
+    def _unique_notifiers(cls, notifiers: list[NotifierEntry]) -> list[NotifierEntry]:
+        seen: set[str] = set()
+        for entry in notifiers:
+            if entry.name in seen:
+                raise ValueError(f"notifier {entry.name!r} is defined twice")
+            seen.add(entry.name)
+        return notifiers
 
     @field_validator("cameras")
     @classmethod

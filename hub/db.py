@@ -89,11 +89,17 @@ def _m7_answer_receipt(db: sqlite_utils.Database) -> None:
     db["requests"].add_column("answer_proof", str)
 
 
+def _m8_notify_prefs(db: sqlite_utils.Database) -> None:
+    # Per-person switches of each notification trigger (hub/notify/prefs.py); a missing row is on.
+    db["notify_prefs"].create({"person": str, "trigger": str, "enabled": int},
+                              pk=("person", "trigger"), not_null={"enabled"})
+
+
 # Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
 # beta), and PRAGMA user_version is all a linear list needs.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_vault, _m2_cameras, _m3_neighbourhood, _m4_requests, _m5_people,
-    _m6_request_checkpoint, _m7_answer_receipt,
+    _m6_request_checkpoint, _m7_answer_receipt, _m8_notify_prefs,
 ]
 
 

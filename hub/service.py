@@ -21,6 +21,7 @@ from hub.db import connect
 from hub.errors import UsageError
 from hub.household import vault_recipients
 from hub.neighbourhood.service import NeighbourhoodService
+from hub.notify.dispatch import NotifyService
 from hub.people import People
 from hub.plugins import build_plugin_manager
 from hub.ports import is_address_in_use, listen_error, require_free_port, split_listen
@@ -88,6 +89,8 @@ class Hub:
         """Run the hub's services until `stop` is set, then stop them in reverse order."""
         tls = self.web_tls(host, http)
         async with AsyncExitStack() as stack:
+            # First in, last out: it hears every other service's events, to their last.
+            self.notifications = await stack.enter_async_context(NotifyService(self))
             maintenance = VaultMaintenance(
                 self.vault, RetentionPolicy.from_config(self.config.retention),
                 self.config.retention.interval_minutes * 60.0, self.clock,
@@ -97,6 +100,10 @@ class Hub:
             await stack.enter_async_context(CameraService(self))
             self.neighbourhood = await stack.enter_async_context(NeighbourhoodService(self))
             web = await stack.enter_async_context(WebServer(make_app(self), host, port, tls))
+            # Plugins' long-lived services (Home Assistant over MQTT): started last, stopped first.
+            for services in self.pm.hook.porchlight_services(hub=self):
+                for service in services or ():
+                    await stack.enter_async_context(service)
             self.pm.hook.porchlight_startup(hub=self)
             log.info("hub %s running", self.config.hub.name)
             if ready is not None:
