@@ -28,13 +28,13 @@ from federation.tlog.checkpoint import parse_checkpoint
 from federation.tlog.cosignature import CosignatureVerifier, verify_cosignatures
 from federation.tlog.note import parse_note
 from federation.tlog.proof import format_tlog_proof
+from federation.tlog.witness import SIZE_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 4096  # a cosignature line or a size: a few hundred bytes at most
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 300.0
-SIZE_CONTENT_TYPE = "text/x.tlog.size"
 
 
 class _Witness:

@@ -26,7 +26,7 @@ from federation.keys import generate_signing_key, load_private_key, save_private
 from federation.serving import HardenedServer
 from federation.tlog.cosignature import CosignatureSigner
 from federation.tlog.note import is_valid_key_name
-from federation.witness.cosign import MAX_BODY_BYTES, add_checkpoint
+from federation.tlog.witness import MAX_BODY_BYTES, add_checkpoint
 from federation.witness.state import WitnessState
 
 KEY_FILE = "witness.key"

@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from federation.tlog.note import NoteVerifier
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    """A log the witness follows: its origin, key, and the latest checkpoint it cosigned."""
-
-    origin: str
-    verifier: NoteVerifier
-    size: int
-    root_hash: bytes
-    checkpoint: str
+from federation.tlog.witness import LogRecord, Update
 
 
 class WitnessState:
-    """Logs and their latest cosigned checkpoints, in the witness's SQLite file."""
+    """Logs and their latest cosigned checkpoints, in the witness's SQLite file (a
+    `federation.tlog.witness.WitnessMemory`)."""
 
     def __init__(self, path: Path) -> None:
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
@@ -59,7 +49,7 @@ class WitnessState:
         """Return one log, or None if the witness does not follow it."""
         return next((r for r in self.logs() if r.origin == origin), None)
 
-    def advance(self, origin: str, decide: Callable[[LogRecord], tuple[int, bytes, str] | None]
+    def advance(self, origin: str, decide: Callable[[LogRecord], Update | None]
                 ) -> LogRecord | None:
         """Atomically read a log's record, let decide() check the submission, and store its
         answer (size, root hash, checkpoint) if it returns one; return the record decide saw."""
