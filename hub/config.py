@@ -135,6 +135,16 @@ class LanSection(Strict):
     interfaces: list[str] = []
     # How often the gateway checkpoints this hub and its LAN neighbours saw are compared.
     gossip_interval_s: float = Field(default=60.0, ge=0.5, le=86400)
+    # Witness the gateway's log (C2SP tlog-witness): POST /add-checkpoint on this LAN server,
+    # under the key `porchlight witness enable` prints (docs/witness.md).
+    witness: bool = False
+
+    @model_validator(mode="after")
+    def _witness_needs_the_lan_server(self) -> LanSection:
+        if self.witness and not self.enabled:
+            raise ValueError("witness = true serves POST /add-checkpoint on the LAN server: "
+                             "it needs enabled = true")
+        return self
 
 
 MAX_TRUSTED_WITNESSES = 32
@@ -146,11 +156,12 @@ class WitnessesSection(Strict):
     # C2SP vkeys (name+keyid+base64 key), as `porchlight witness init` prints them.
     keys: list[Annotated[str, Field(max_length=1000)]] = Field(
         default=[], max_length=MAX_TRUSTED_WITNESSES)
-    # k: how many of them must have cosigned. 0 (the default) requires none.
+    # k: how many of the witnesses this hub trusts must have cosigned: these keys, and with
+    # [lan] enabled the witnesses of LAN neighbours. 0 (the default) requires none.
     min: int = Field(default=0, ge=0, le=MAX_TRUSTED_WITNESSES)
 
     @model_validator(mode="after")
-    def _keys_parse_and_suffice(self) -> WitnessesSection:
+    def _keys_parse(self) -> WitnessesSection:
         from federation.tlog.cosignature import CosignatureError, CosignatureVerifier
 
         for key in self.keys:
@@ -158,9 +169,6 @@ class WitnessesSection(Strict):
                 CosignatureVerifier.from_string(key)
             except CosignatureError as err:
                 raise ValueError(f"keys: {key[:40]!r}: {err.message}") from err
-        if self.min > len(self.keys):
-            raise ValueError(f"min = {self.min} needs at least {self.min} keys, "
-                             f"there are {len(self.keys)}")
         return self
 
     def verifiers(self) -> list[Any]:
@@ -300,6 +308,16 @@ class Config(Strict):
             seen.add(entry.name)
         return notifiers
 
+    @model_validator(mode="after")
+    def _enough_witnesses(self) -> Config:
+        # LAN neighbours' witnesses count too, so with [lan] on, min may exceed the keys.
+        policy = self.witnesses
+        if policy.min > len(policy.keys) and not self.lan.enabled:
+            raise ValueError(f"witnesses: min = {policy.min} needs at least {policy.min} keys, "
+                             f"there are {len(policy.keys)} (or [lan] enabled, so that LAN "
+                             "neighbours' witnesses count)")
+        return self
+
     @field_validator("cameras")
     @classmethod
     def _unique_cameras(cls, cameras: list[CameraEntry]) -> list[CameraEntry]:
@@ -315,10 +333,11 @@ def describe(err: ValidationError, source: str) -> str:
     """Say, in one line, which keys are wrong and why."""
     parts = []
     for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in item["loc"])
         why = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
         why = why.removeprefix("Value error, ")
-        parts.append(f"{where}: {why}")
+        # A check across sections names its keys itself.
+        parts.append(f"{where}: {why}" if where else why)
     return f"{source}: " + "; ".join(parts)
 
 

@@ -26,6 +26,7 @@ from aiohttp import web
 from hub.errors import PassphraseError
 from hub.household import unlock_household_identity
 from hub.people import HOUSEHOLD, OWNER
+from hub.web import jobs
 from hub.web.sessions import LoginGuard, Session, SessionStore
 
 log = logging.getLogger(__name__)
@@ -333,6 +334,7 @@ def setup(app: web.Application, hub) -> None:
     app[SESSIONS] = SessionStore(hub.config.web.idle_minutes * 60.0)
     app[GUARD] = LoginGuard()
     app[UPLOADS] = {}
+    jobs.setup(app)
     app.middlewares.extend([security_middleware, auth_middleware])
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
