@@ -50,6 +50,10 @@ class DataDir:
         return self.root / "keys" / "household.pub"
 
     @property
+    def vapid_key(self) -> Path:
+        return self.root / "keys" / "vapid-p256.pem"
+
+    @property
     def web_cert(self) -> Path:
         return self.root / "keys" / "web-cert.pem"
 

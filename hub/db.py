@@ -95,11 +95,22 @@ def _m8_notify_prefs(db: sqlite_utils.Database) -> None:
                               pk=("person", "trigger"), not_null={"enabled"})
 
 
+def _m9_push_subscriptions(db: sqlite_utils.Database) -> None:
+    # The browsers each person subscribed to Web Push (hub/notify/push_subscriptions.py).
+    db["push_subscriptions"].create(
+        {"id": str, "person": str, "endpoint": str, "p256dh": str, "auth": str, "label": str,
+         "created": str},
+        pk="id", not_null={"person", "endpoint", "p256dh", "auth", "created"})
+    db["push_subscriptions"].create_index(["endpoint"], unique=True)
+    db["push_subscriptions"].create_index(["person"])
+
+
 # Migrations by hand: sqlite-utils has none of its own (the sqlite-migrate plugin is still a
 # beta), and PRAGMA user_version is all a linear list needs.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_vault, _m2_cameras, _m3_neighbourhood, _m4_requests, _m5_people,
     _m6_request_checkpoint, _m7_answer_receipt, _m8_notify_prefs,
+    _m9_push_subscriptions,
 ]
 
 
