@@ -30,8 +30,16 @@ from federation.mdns import SERVICE, Advertised, parse_service, service_info
 from federation.replay import ReplayStore
 from federation.schemas import TYP_ALERT
 from federation.serving import HardenedServer, ServerLimits
+from federation.tlog.cosignature import CosignatureVerifier
 from hub.neighbourhood.alerts import LAN_NEIGHBOUR, OWN, store_alert
 from hub.neighbourhood.attachments import load_attachment, store_attachment
+from hub.neighbourhood.witness import (
+    HubWitness,
+    pin_lan_witness,
+    pinned_lan_witnesses,
+    sign_binding,
+    verify_binding,
+)
 from hub.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -44,7 +52,7 @@ MAX_BODY = 64 * 1024
 # LAN neighbours make a few short calls each; 16 connections from one address is plenty
 # (federation/serving.py: the timeout is also the header-read deadline).
 LAN_LIMITS = ServerLimits(idle_timeout_s=20.0, max_per_address=16)
-MAX_KEY_BYTES = 4096  # {"kid", "jwk"} of one Ed25519 key
+MAX_KEY_BYTES = 4096  # {"kid", "jwk"} of one Ed25519 key, and its witness key and signature
 
 
 class LanDirectory:
@@ -118,6 +126,30 @@ class LanDirectory:
         self.keys[kid] = jwk
         return jwk
 
+    async def witness_of(self, kid: str, session: aiohttp.ClientSession
+                         ) -> CosignatureVerifier | None:
+        """Return a LAN hub's witness key, if it serves one signed by its advertised hub key."""
+        peer = self.peers.get(kid)
+        if peer is None or peer.role != "hub":
+            return None
+        try:
+            async with session.get(f"{peer.origin}/lan/v1/key") as reply:
+                if reply.status != 200:
+                    return None
+                body = json.loads(await read_body(reply, MAX_KEY_BYTES))
+            jwk = body["jwk"]
+            import_public_jwk(jwk)
+        except (aiohttp.ClientError, TimeoutError, BodyTooLarge, ValueError, FederationError,
+                KeyError, TypeError) as err:
+            log.info("LAN: could not fetch the keys of %s: %s", peer.origin, err)
+            return None
+        if thumbprint(jwk) != kid or "witness" not in body:
+            return None
+        verifier = verify_binding(jwk, body["witness"], body.get("witness_signature"))
+        if verifier is None:
+            log.warning("LAN: %s served a witness key its hub key did not sign", peer.origin)
+        return verifier
+
 
 class LanService:
     """Advertise this hub, browse its LAN neighbours, receive and deliver LAN alerts."""
@@ -139,6 +171,8 @@ class LanService:
         self.limits = limits
         # The gateway checkpoint this hub saw last, shared with LAN neighbours (gossip.py).
         self.checkpoint: Callable[[], str | None] = lambda: None
+        # This hub's witness of its gateway's log, when [lan] witness = true (witness.py).
+        self.witness: HubWitness | None = None
 
     def app(self) -> web.Application:
         """Build the LAN API: the hub's public key and an inbox for alerts."""
@@ -147,7 +181,32 @@ class LanService:
         app.router.add_post("/lan/v1/alerts", self._receive)
         app.router.add_get("/lan/v1/attachments/{sha256}", self._attachment)
         app.router.add_get("/lan/v1/checkpoint", self._checkpoint)
+        # C2SP tlog-witness: the gateway submits its checkpoints here (the URL it is given is
+        # this server's, http://ADDRESS:PORT).
+        app.router.add_post("/add-checkpoint", self._add_checkpoint)
         return app
+
+    async def _add_checkpoint(self, request: web.Request) -> web.Response:
+        """Cosign the gateway's checkpoint if consistent with the last one this hub cosigned."""
+        if self.witness is None:
+            return web.Response(status=404, text="this hub does not witness a log\n")
+        body = await request.read()
+        answer = await asyncio.to_thread(self.witness.add_checkpoint, body)
+        if answer.status != 200:
+            log.warning("witness: refused a checkpoint with %s: %s", answer.status,
+                        answer.body.strip()[:100])
+        return web.Response(status=answer.status, text=answer.body,
+                            content_type=answer.content_type)
+
+    async def learn_witnesses(self) -> None:
+        """Pin the witness key of each LAN hub seen that serves one and is not pinned yet."""
+        pinned = await asyncio.to_thread(pinned_lan_witnesses, self.hub.db)
+        for kid, peer in list(self.directory.peers.items()):
+            if peer.role != "hub" or kid in pinned:
+                continue
+            verifier = await self.directory.witness_of(kid, self.session)
+            if verifier is not None:
+                await asyncio.to_thread(pin_lan_witness, self.hub.db, kid, verifier)
 
     async def _checkpoint(self, request: web.Request) -> web.Response:
         """Serve the gateway checkpoint this hub saw last (public log data), for gossip."""
@@ -159,7 +218,7 @@ class LanService:
         self.port = self.server.port
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.zc = AsyncZeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only)
-        address = self.host if self.host not in ("0.0.0.0", "") else _primary_address()
+        address = self.host if self.host not in ("0.0.0.0", "") else primary_address()
         record = service_info(self.key.kid, "hub", address, self.port)
         self.info = AsyncServiceInfo(record.type, record.name, addresses=record.addresses,
                                      port=record.port, properties=record.properties)
@@ -182,7 +241,12 @@ class LanService:
             await self.server.__aexit__(*exc)
 
     async def _key(self, request: web.Request) -> web.Response:
-        return web.json_response({"kid": self.key.kid, "jwk": self.key.public_jwk})
+        answer = {"kid": self.key.kid, "jwk": self.key.public_jwk}
+        if self.witness is not None:
+            # The hub key vouches for the witness key, so neighbours pin it to this hub.
+            answer["witness"] = self.witness.vkey
+            answer["witness_signature"] = sign_binding(self.key, self.witness.vkey)
+        return web.json_response(answer)
 
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -285,7 +349,16 @@ def _kid_of(token: str) -> str | None:
     return kid if isinstance(kid, str) and len(kid) <= 64 else None
 
 
-def _primary_address() -> str:
+def lan_url(config) -> str:
+    """Return the URL of this hub's LAN server, as a neighbour or a gateway reaches it."""
+    host, _, port = config.lan.listen.rpartition(":")
+    if host in ("0.0.0.0", ""):
+        host = primary_address()
+    return f"http://{host}:{port}"
+
+
+def primary_address() -> str:
+    """Return this machine's address on its main network (what a 0.0.0.0 server is at)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect(("192.0.2.1", 9))  # TEST-NET: no packet is sent by connect()

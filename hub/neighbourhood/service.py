@@ -42,6 +42,7 @@ from hub.neighbourhood.gossip import (
     fork_alarm,
     raise_fork_alarm,
 )
+from hub.neighbourhood.witness import trusted_witnesses
 from hub.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ class NeighbourhoodService:
             host, _, port = self.hub.config.lan.listen.rpartition(":")
             self.lan = LanService(self.hub, self.key, host, int(port),
                                   list(self.hub.config.lan.interfaces), self.replay)
+            self._open_witness()
             await self.lan.__aenter__()
             if self.client is not None:
                 self.lan.checkpoint = lambda: self._state("last_checkpoint")
@@ -188,6 +190,21 @@ class NeighbourhoodService:
         if self.client is not None or self.lan is not None:
             self.tasks.append(asyncio.create_task(self._deliver(), name="outbox"))
         return self
+
+    def _open_witness(self) -> None:
+        """Witness the gateway's log on the LAN server when the owner turned it on."""
+        if not self.hub.config.lan.witness:
+            return
+        if self.membership is None:
+            log.warning("[lan] witness = true, but this hub has joined no gateway: no log to "
+                        "witness yet")
+            return
+        from hub.neighbourhood.witness import open_witness
+
+        self.lan.witness = open_witness(self.hub, self.membership.gateway_jwk)
+        log.info("witnessing the log of gateway %s as %s (witness key %s)",
+                 self.membership.gateway_kid[:12], self.lan.witness.signer.name,
+                 self.lan.witness.vkey)
 
     async def __aexit__(self, *exc) -> None:
         await cancel_and_wait(*self.tasks)
@@ -281,10 +298,11 @@ class NeighbourhoodService:
             if registry is None:
                 raise PorchlightError("no registry is pinned (join with --registry-key)")
             consistency = await self.client.consistency_for(message, last)
-            policy = self.hub.config.witnesses
+            # The owner's witnesses and the LAN neighbours' pinned ones (witness.py).
+            trusted = await asyncio.to_thread(trusted_witnesses, self.hub.config, self.hub.db)
             verified = await asyncio.to_thread(
                 verify_routed_request, message, registry=registry,
-                witnesses=policy.verifiers(), min_witnesses=policy.min,
+                witnesses=trusted, min_witnesses=self.hub.config.witnesses.min,
                 gateway_kid=self.membership.gateway_kid, last_checkpoint=last,
                 verifier_key=checkpoint_verifier(self.membership.gateway_jwk), now=now,
                 # Replays are caught by request id above, so that a redelivery after a crash
@@ -375,6 +393,8 @@ class NeighbourhoodService:
                 log.exception("LAN gossip round failed")
 
     async def _gossip_once(self) -> None:
+        # LAN neighbours that witness count toward k once their witness key is pinned.
+        await self.lan.learn_witnesses()
         ours = self._state("last_checkpoint")
         if ours is None or fork_alarm(self.hub.db) is not None:
             return

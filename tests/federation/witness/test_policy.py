@@ -64,4 +64,14 @@ def test_the_config_names_a_bad_witness_key_or_an_impossible_k():
     with pytest.raises(ConfigError) as caught:
         parse_config(BASE + f'[witnesses]\nkeys = ["{good.to_string()}"]\nmin = 2\n')
     assert str(caught.value) == (
-        "config.toml: witnesses: min = 2 needs at least 2 keys, there are 1")
+        "config.toml: witnesses: min = 2 needs at least 2 keys, there are 1 (or [lan] enabled, "
+        "so that LAN neighbours' witnesses count)")
+    # With the LAN on, neighbours' witnesses count too: k may exceed the configured keys.
+    lan = '[lan]\nenabled = true\n'
+    assert parse_config(BASE + lan + '[witnesses]\nmin = 2\n').witnesses.min == 2
+    # A hub witnesses its gateway only on its LAN server.
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + '[lan]\nwitness = true\n')
+    assert str(caught.value) == (
+        "config.toml: lan: witness = true serves POST /add-checkpoint on the LAN server: it "
+        "needs enabled = true")
