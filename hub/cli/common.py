@@ -75,7 +75,7 @@ def open_hub(args: argparse.Namespace):
 HUB_ALONE = {"run", "footage check"}
 WRITES = {"footage import", "footage prune", "footage check", "footage hold", "footage release",
           "alerts post", "camera add", "camera remove", "requests approve", "requests deny",
-          "requests resume", "join"}
+          "requests resume", "join", "witness enable"}
 
 
 @contextlib.contextmanager

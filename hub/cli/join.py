@@ -7,6 +7,7 @@ import argparse
 from hub.cli.common import (
     data_arg,
     open_hub,
+    run_async,
 )
 from hub.errors import UsageError
 
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_join(args) -> int:
     from federation.keys import fingerprint
+    from hub.neighbourhood.policy import choose_witness_policy
     from hub.neighbourhood.service import join
 
     hub = open_hub(args)
@@ -31,15 +33,20 @@ def cmd_join(args) -> int:
         url = args.url or _gateway_on_the_lan(hub)
         membership = join(hub, url, args.code, pin=args.gateway_key,
                           registry_key=args.registry_key)
-        policy = hub.config.witnesses
+        policy = run_async(choose_witness_policy(hub, membership))
     finally:
         hub.close()
     print(f"joined {membership.gateway_name} at {membership.url}")
     print(f"pinned gateway key {fingerprint(membership.gateway_kid)}")
     print(f"registered cell {membership.cell} (your exact location stays on this hub)")
-    if policy.min:
-        print(f"agency requests need cosignatures by {policy.min} of your "
-              f"{len(policy.keys)} trusted witnesses ([witnesses] in config.toml)")
+    if policy.k and policy.chosen:
+        print(f"agency requests need cosignatures by {policy.k} of the {policy.trusted} "
+              "witnesses this hub trusts (its own [witnesses] keys and its LAN neighbours'); "
+              f"the gateway's checkpoint is cosigned by {', '.join(policy.cosigned_by)} "
+              "(min under [witnesses] in config.toml, docs/witness.md)")
+    elif policy.k:
+        print(f"agency requests need cosignatures by {policy.k} of your "
+              f"{policy.trusted} trusted witnesses ([witnesses] in config.toml)")
     else:
         print("agency requests need no witness cosignatures yet: add the keys of witnesses you "
               "trust and min = K under [witnesses] in config.toml (docs/witness.md)")

@@ -1,10 +1,11 @@
-"""`porchlight witness init|follow|run`: thin wiring to the witness program (C2SP tlog-witness)."""
+"""`porchlight witness init|follow|run`: thin wiring to the witness program (C2SP tlog-witness);
+`porchlight witness enable`: a hub witnesses its own gateway's log."""
 
 from __future__ import annotations
 
 import argparse
 
-from hub.cli.common import Parser, required_data, run_async
+from hub.cli.common import Parser, data_arg, open_hub, required_data, run_async
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = wsub.add_parser("run", help="serve POST /add-checkpoint until SIGTERM")
     required_data(p, "the witness's data dir")
     p.add_argument("--listen", default="127.0.0.1:8471")
+    p = wsub.add_parser("enable", help="make this hub a witness of its gateway's log (on its "
+                                       "LAN server); prints the lines for the gateway's operator")
+    data_arg(p)
 
 
 def cmd_witness_init(args) -> int:
@@ -48,4 +52,24 @@ def cmd_witness_run(args) -> int:
     host, port = split_listen(args.listen)
     run_witness(args.data, host, port, on_ready=lambda where: print(
         f"porchlight: witness listening on {where.url}\nwitness key {where.vkey}", flush=True))
+    return 0
+
+
+def cmd_witness_enable(args) -> int:
+    from hub.neighbourhood.lan import lan_url
+    from hub.neighbourhood.service import load_membership
+    from hub.neighbourhood.witness import enable_witness
+
+    hub = open_hub(args)
+    try:
+        membership = load_membership(hub.data)
+        vkey = enable_witness(hub, membership)
+        url = lan_url(hub.config)
+    finally:
+        hub.close()
+    print(f"this hub witnesses the log of gateway {membership.gateway_name} "
+          "(restart `porchlight run` if it is running)")
+    print(f"witness key: {vkey}")
+    print("give the gateway's operator these lines for gateway.toml:")
+    print(f'[[witnesses]]\nurl = "{url}"\nvkey = "{vkey}"')
     return 0
