@@ -30,6 +30,11 @@ def porchlight_startup(hub):
 
 
 @hookspec
+def porchlight_services(hub):
+    """Return async context managers the hub runs beside its own services until it stops."""
+
+
+@hookspec
 def porchlight_event(hub, event):
     """Receive one event from the hub's event bus (motion, request, alert, repair)."""
 

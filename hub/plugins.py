@@ -17,6 +17,7 @@ DEFAULT_PLUGINS = (
     "plugins.cameras.onvif",
     "plugins.detectors.motion_analyzer",
     "plugins.detectors.redact",
+    "plugins.integrations.mqtt",
 )
 
 

@@ -226,3 +226,23 @@ def set_motion_areas(data: DataDir, name: str, masks: list, zones: dict) -> None
         motion[key] = value
     table["motion"] = motion
     _save(data, document)
+
+
+def set_camera_switches(data: DataDir, name: str, *, recording: bool | None = None,
+                        analysis: bool | None = None) -> None:
+    """Turn a camera's recording or motion analysis on or off in config.toml (a running hub follows)."""
+    document = _load(data)
+    table = next((c for c in document.get("cameras") or [] if c["name"] == name), None)
+    if table is None:
+        raise UsageError(f"no camera {name!r} in config.toml")
+    if analysis is False and table.get("mode", "continuous") == "motion":
+        raise UsageError(f"camera {name} records only around motion (mode = \"motion\"): its "
+                         "motion analysis cannot be turned off")
+    for key, value in (("recording", recording), ("analysis", analysis)):
+        if value is None:
+            continue
+        if value:
+            table.pop(key, None)  # on is the default: the config stays as the owner wrote it
+        else:
+            table[key] = False
+    _save(data, document)

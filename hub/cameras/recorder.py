@@ -96,6 +96,7 @@ class CameraRecorder:
         on_frame: Callable[[av.VideoFrame, datetime], None] | None = None,
         motion: MotionTimeline | None = None,
         live: LiveStream | None = None,
+        recording: bool = True,
     ) -> None:
         self.name = name
         self.source = source
@@ -109,6 +110,8 @@ class CameraRecorder:
         self.on_frame = on_frame
         self.motion = motion or MotionTimeline()
         self.live = live
+        # Read by the worker thread at each segment; the camera service flips it in place.
+        self.recording = recording
         self.state = CameraState.STARTING
         self.stop_event = threading.Event()
         self.last_end: datetime | None = None
@@ -234,6 +237,8 @@ class CameraRecorder:
             self.pending.popleft()
 
     def _seal(self, start: datetime, end: datetime, data: bytes) -> None:
+        if not self.recording:
+            return  # the owner turned recording off: the segment is dropped, never written
         try:
             self.vault.seal(self.name, start, end, SEGMENT_TYPE, data)
             self.sealed += 1

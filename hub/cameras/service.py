@@ -62,6 +62,8 @@ class CameraAnalysis:
 
     def on_motion_state(self, moving: bool, at: datetime) -> None:
         """Follow motion reported by the camera itself (no snapshot, no zones)."""
+        if moving != self.active:
+            self._emit_state(moving)
         if moving and not self.active:
             self.timeline.begin(at)
             self.started = at
@@ -76,7 +78,16 @@ class CameraAnalysis:
                                       f"{iso_second(from_iso(row['start']))} (camera events)"})
         self.active = moving
 
+    def _emit_state(self, active: bool) -> None:
+        # Motion as it starts and stops (a "motion" event only comes once it is over): what
+        # Home Assistant's motion sensor shows.
+        self.hub.emit({"kind": "motion-state", "camera": self.camera, "active": active,
+                       "summary": f"motion on {self.camera} "
+                                  f"{'started' if active else 'stopped'}"})
+
     def _apply(self, update) -> None:
+        if update.active != self.active:
+            self._emit_state(update.active)
         if update.active and not self.active:
             self.timeline.begin(datetime.fromtimestamp(update.since, UTC))
         if update.event is not None:
@@ -87,8 +98,11 @@ class CameraAnalysis:
             if not self.active:
                 self.timeline.add(start, end)
             row = record_event(self.hub.vault, self.camera, event)
+            # The snapshot's plain JPEG stays in process: listeners pass it only to targets
+            # the owner allowed (the vault keeps it sealed).
             self.hub.emit({"kind": "motion", "camera": self.camera, "id": row["id"],
                            "start": row["start"], "end": row["end"],
+                           "snapshot": event.get("snapshot"),
                            "summary": f"motion on {self.camera} at "
                                       f"{iso_second(from_iso(row['start']))}"})
         elif self.active and not update.active:
@@ -201,8 +215,10 @@ class CameraService:
             self._mtime = mtime
             wanted = {c.name: c for c in config.cameras}
             for name in list(self.running):
-                if name not in wanted or wanted[name] != self.running[name][0]:
+                if name not in wanted or _needs_restart(self.running[name][0], wanted[name]):
                     self._stop(name)
+                elif wanted[name] != self.running[name][0]:
+                    self._apply_in_place(name, wanted[name])
             for name, entry in wanted.items():
                 if name not in self.running:
                     try:
@@ -229,14 +245,24 @@ class CameraService:
             entry.name, source, self.hub.vault, mode=entry.mode, segment_seconds=segment_seconds,
             pre_roll_s=entry.pre_roll_s, post_roll_s=entry.post_roll_s, clock=self.hub.clock,
             on_state=self._store_state, motion=timeline, live=self.live.open(entry.name),
+            recording=entry.recording,
         )
         self.running[entry.name] = (entry, recorder, analysis)
         recorder.start()
         if analysis is not None:
             analysis.worker = AnalysisWorker(entry.name, source, analysis, recorder, self.hub.clock)
             analysis.worker.thread.start()
-        log.info("camera %s: started (%s, %s%s)", entry.name, entry.type, entry.mode,
-                 "" if entry.analysis else ", no analysis")
+        log.info("camera %s: started (%s, %s%s%s)", entry.name, entry.type, entry.mode,
+                 "" if entry.analysis else ", no analysis",
+                 "" if entry.recording else ", recording off")
+
+    def _apply_in_place(self, name: str, entry: CameraEntry) -> None:
+        """Turn recording on or off without a gap in the live view or the analysis."""
+        _, recorder, analysis = self.running[name]
+        recorder.recording = entry.recording
+        self.running[name] = (entry, recorder, analysis)
+        log.info("camera %s: recording %s", name, "on" if entry.recording else
+                 "off (segments are not kept)")
 
     def _stop(self, name: str) -> None:
         entry, recorder, analysis = self.running.pop(name)
@@ -267,6 +293,11 @@ class CameraService:
         if previous is None or previous[0] != state.value:
             self.hub.emit({"kind": "camera-state", "camera": camera, "state": state.value,
                            "summary": f"camera {camera}: {state.value} {detail}".strip()})
+
+
+def _needs_restart(running: CameraEntry, wanted: CameraEntry) -> bool:
+    """Tell whether a camera's new settings need it restarted (all but `recording` do)."""
+    return running.model_copy(update={"recording": wanted.recording}) != wanted
 
 
 def camera_states(db) -> dict[str, dict]:
