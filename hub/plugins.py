@@ -12,6 +12,7 @@ from hub.errors import ConfigError
 # The built-ins are loaded by module name through the same hooks as third-party plugins.
 DEFAULT_PLUGINS = (
     "plugins.notifiers.log",
+    "plugins.notifiers.webpush",
     "plugins.cameras.synthetic",
     "plugins.cameras.rtsp",
     "plugins.cameras.onvif",

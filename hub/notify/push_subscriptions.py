@@ -12,6 +12,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ MAX_SUBSCRIPTION_BYTES = 4096
 MAX_ENDPOINT = 2048
 MAX_PER_PERSON = 10
 MAX_LABEL = 200
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
 class PushSubscriptionError(UsageError):
@@ -55,11 +57,28 @@ class Subscription:
         return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
 
 
+# (token in the User-Agent, name shown), most specific first: Edge and Opera also say Chrome,
+# and Chrome also says Safari.
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+             ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Mac OS X", "macOS"),
+            ("Windows", "Windows"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def browser_label(user_agent: str) -> str:
+    """Name a browser by its User-Agent ("Firefox on Android"), so a person tells theirs apart."""
+    browser = next((name for token, name in _BROWSERS if token in user_agent), "A browser")
+    system = next((name for token, name in _SYSTEMS if token in user_agent), None)
+    return f"{browser} on {system}" if system else browser
+
+
 def _b64url(text: object, what: str, size: int) -> bytes:
     if not isinstance(text, str) or len(text) > 200:
         raise PushSubscriptionError(f"keys.{what} must be a base64url string")
+    if not _BASE64URL.fullmatch(text):
+        raise PushSubscriptionError(f"keys.{what} is not base64url")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4))
     except (binascii.Error, ValueError) as err:
         raise PushSubscriptionError(f"keys.{what} is not base64url") from err
     if len(raw) != size:
