@@ -14,7 +14,7 @@ from hub.cli.common import (
     window,
     window_args,
 )
-from hub.errors import PorchlightError, UsageError
+from hub.errors import PorchlightError
 from hub.timeutil import iso_second, parse_time
 from hub.words import plural
 
@@ -184,24 +184,24 @@ def cmd_footage_check(args) -> int:
 
 
 def cmd_footage_hold(args) -> int:
+    from hub.vault.holds import check_label, hold_range
+
     start, end = window(args)
+    label = check_label(args.reason)
     hub = open_hub(args)
     try:
         hub.vault.check_camera(args.camera, [c.name for c in hub.config.cameras])
-        segments = hub.vault.segments(args.camera, start, end)
-        if not segments:
-            raise UsageError(f"no footage of {args.camera} in that window to hold")
-        count = hub.vault.hold(segments, "owner", args.reason)
+        count = hold_range(hub.vault, args.camera, start, end, label)
     finally:
         hub.close()
-    print(f"held {plural(count, 'segment')} (release with `porchlight footage release --reason {args.reason}`)")
+    print(f"held {plural(count, 'segment')} (release with `porchlight footage release --reason {label}`)")
     return 0
 
 
 def cmd_footage_release(args) -> int:
     hub = open_hub(args)
     try:
-        count = hub.vault.release("owner", args.reason)
+        count = hub.vault.release("owner", args.reason.strip())
     finally:
         hub.close()
     print(f"released {plural(count, 'hold')}")

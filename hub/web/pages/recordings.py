@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import date, datetime, timedelta
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -20,11 +22,21 @@ from hub.errors import MediaError, NotSealedToYou, PorchlightError, SegmentCorru
 from hub.timeutil import iso, iso_second, parse_time, utcnow
 from hub.vault.footage import Clip, build_clip
 from hub.vault.fragments import codec_mime, fragment_segment
+from hub.vault.holds import MAX_LABEL, check_label, hold_range, owner_holds, release_label
 from hub.vault.media import SEGMENT_TYPE
 from hub.vault.store import Segment
 from hub.web.timeline import Day, clock_of, day_of, merge_spans, parse_day
-from hub.web.ui import HUB, check_camera, render, session_of, visible_cameras
+from hub.web.ui import (
+    HUB,
+    check_camera,
+    owner_only,
+    read_form,
+    render,
+    session_of,
+    visible_cameras,
+)
 
+log = logging.getLogger(__name__)
 # A web export is built in memory; longer ranges are for `porchlight footage export`.
 MAX_EXPORT = timedelta(minutes=15)
 RECENT_DAYS = 14
@@ -95,8 +107,11 @@ async def recordings(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     names = [c.name for c in visible_cameras(request)]
     days = await asyncio.to_thread(_days_with_footage, hub, names)
+    holds = []
+    if session_of(request).is_owner:
+        holds = await asyncio.to_thread(owner_holds, hub.vault)
     return render(request, "recordings.html", cameras=names, days=days,
-                  today=today().isoformat())
+                  today=today().isoformat(), owner_holds=holds)
 
 
 async def camera_day(request: web.Request) -> web.Response:
@@ -114,8 +129,20 @@ async def camera_day(request: web.Request) -> web.Response:
                 moment = day.at(request.query["clock"], "clock")
     except PorchlightError as err:
         raise web.HTTPBadRequest(text=str(err)) from None
+    notice = None
+    if request.query.get("held"):
+        notice = f"Held {request.query['held'][:80]}: retention keeps it until you release it."
+    return await _day_page(request, camera, day, moment, notice=notice)
+
+
+async def _day_page(request: web.Request, camera: str, day: Day, moment: datetime | None, *,
+                    status: int = 200, error: str | None = None, notice: str | None = None,
+                    hold_form: dict | None = None) -> web.Response:
     hub = request.app[HUB]
     data = await asyncio.to_thread(day_data, hub, camera, day)
+    holds = []
+    if session_of(request).is_owner:
+        holds = await asyncio.to_thread(owner_holds, hub.vault, camera)
     if moment is not None:
         start_at = min(max(0.0, day.offset(moment)), data["length"])
     elif data["segments"]:
@@ -123,12 +150,61 @@ async def camera_day(request: web.Request) -> web.Response:
     else:
         start_at = 0.0
     return render(
-        request, "recording.html", camera=camera, day=day.date.isoformat(),
+        request, "recording.html", status=status, camera=camera, day=day.date.isoformat(),
         previous=(day.date - timedelta(days=1)).isoformat(),
         following=(day.date + timedelta(days=1)).isoformat(),
         zone=day.start.astimezone().strftime("%Z"), start_at=start_at,
         start_clock=clock_of(day, start_at), hours=range(0, 25, 3), dot=data["length"] / DOTS,
-        segments_json=json.dumps(data["segments"]).replace("<", "\\u003c"), **data)
+        segments_json=json.dumps(data["segments"]).replace("<", "\\u003c"), error=error,
+        notice=notice, owner_holds=holds, max_label=MAX_LABEL,
+        hold_form=hold_form or {"from": clock_of(day, start_at), "to": "", "label": ""}, **data)
+
+
+@owner_only
+async def hold(request: web.Request) -> web.Response:
+    """Hold a range of one camera's day from retention under a label (`footage hold`)."""
+    camera = request.match_info["camera"]
+    check_camera(request, camera)
+    form = await read_form(request)
+    day = parse_day_field(form.get("day", ""))
+    fields = {"from": form.get("from", "")[:16], "to": form.get("to", "")[:16],
+              "label": form.get("label", "")[:MAX_LABEL * 4]}
+    hub = request.app[HUB]
+    try:
+        label = check_label(fields["label"])
+        start = day.at(fields["from"], "from")
+        end = day.at(fields["to"], "to")
+        count = await asyncio.to_thread(hold_range, hub.vault, camera, start, end, label)
+    except PorchlightError as err:
+        return await _day_page(request, camera, day, None, status=400, error=str(err),
+                               hold_form=fields)
+    log.info("web: the owner held %d segments of %s as %r", count, camera, label)
+    raise web.HTTPSeeOther(f"/recordings/{camera}?day={day.date.isoformat()}&held="
+                           f"{quote(label, safe='')}")
+
+
+@owner_only
+async def release(request: web.Request) -> web.Response:
+    """Release the owner's holds with a label (`footage release`)."""
+    form = await read_form(request)
+    hub = request.app[HUB]
+    back = form.get("back", "")
+    if not back.startswith("/recordings") or "//" in back:
+        back = "/recordings"
+    try:
+        count = await asyncio.to_thread(release_label, hub.vault, form.get("label", ""))
+    except PorchlightError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+    log.info("web: the owner released %d holds", count)
+    raise web.HTTPSeeOther(back)
+
+
+def parse_day_field(text: str) -> Day:
+    """Return the day a form names, or answer 400 with why."""
+    try:
+        return parse_day(text[:16], today())
+    except PorchlightError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
 
 
 async def segment_media(request: web.Request) -> web.Response:
@@ -207,3 +283,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/recordings/{camera}", camera_day)
     app.router.add_get("/recordings/{camera}/segments/{segment}.mp4", segment_media)
     app.router.add_get("/recordings/{camera}/export.mp4", export)
+    app.router.add_post("/recordings/{camera}/hold", hold)
+    app.router.add_post("/recordings/release", release)
