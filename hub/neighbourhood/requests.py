@@ -12,10 +12,12 @@ chain of custody, sealed to the agency with the clips (federation/answers.py).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,6 +41,15 @@ PENDING, APPROVED, DENIED, DENIED_SILENTLY, DROPPED = (
     "pending", "approved", "denied", "denied silently", "dropped")
 # Footage sent to an agency stays held until the gateway's clip time-to-live has surely passed.
 HOLD_FOR = timedelta(days=8)
+# The steps of an approval, reported to a progress callback as (step, detail): a camera's clip
+# is cut (decrypted, joined, blurred if asked), then sealed; then each file is uploaded; then
+# the answer is posted to the public log.
+CUT, SEAL, UPLOAD, ANSWER = "cut", "seal", "upload", "answer"
+Progress = Callable[[str, str], None]
+
+
+def _quiet(step: str, detail: str) -> None:
+    """Report nothing (the command line's approval)."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +181,9 @@ def _pending(hub, request_id: str) -> dict:
 
 
 def build_clips(hub, row: dict, identity, cameras: list[str] | None,
-                blur_faces: bool) -> list[tuple[dict, bytes]]:
+                blur_faces: bool, progress: Progress | None = None) -> list[tuple[dict, bytes]]:
     """Join each chosen camera's footage in the window and seal it to the agency."""
+    progress = progress or _quiet
     start, end = datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"])
     available = footage_in_window(hub, start, end)
     chosen = cameras or sorted(available)
@@ -183,6 +195,7 @@ def build_clips(hub, row: dict, identity, cameras: list[str] | None,
     for camera in chosen:
         segments = [s for s in hub.vault.segments(camera, start, end)
                     if s.media_type == SEGMENT_TYPE and s.status == "ok"]
+        progress(CUT, camera)
         clip = build_clip(hub, segments, identity, start, end)
         plaintext = clip.data
         if blur_faces:
@@ -190,6 +203,7 @@ def build_clips(hub, row: dict, identity, cameras: list[str] | None,
             if redacted is None:
                 raise PorchlightError("no face redaction plugin is installed")
             plaintext = redacted[0]
+        progress(SEAL, camera)
         sealed = seal_clip(plaintext, row["recipient"])
         del plaintext  # only the agency's ciphertext leaves memory for the network
         clips.append(({"sha256": sha256_hex(sealed), "size": len(sealed),
@@ -200,19 +214,28 @@ def build_clips(hub, row: dict, identity, cameras: list[str] | None,
 
 
 async def approve(hub, client, gateway_kid: str, request_id: str, identity,
-                  cameras: list[str] | None = None, blur_faces: bool = False) -> Decision:
+                  cameras: list[str] | None = None, blur_faces: bool = False,
+                  progress: Progress | None = None) -> Decision:
     """Seal, upload and answer for one request the owner approved."""
+    progress = progress or _quiet
     row = _pending(hub, request_id)
-    clips = build_clips(hub, row, identity, cameras, blur_faces)
+    # Decrypting, blurring and sealing take seconds of CPU: off the event loop.
+    clips = await asyncio.to_thread(build_clips, hub, row, identity, cameras, blur_faces,
+                                    progress)
+    del identity  # every clip is sealed: the owner's key is needed no more
     listed = [d for d, _ in clips]
     signed = sign_answer(hub_key(hub.data), gateway_kid=gateway_kid, request_id=request_id,
                          decision="approved", clips=listed, agency_kid=row["agency_kid"],
                          recipient=row["recipient"], now=hub.clock().timestamp())
     try:
-        for descriptor, sealed in clips:
+        files = len(clips) + 1
+        for number, (descriptor, sealed) in enumerate(clips, 1):
+            progress(UPLOAD, f"{number} of {files}")
             await client.upload_clip(request_id, descriptor["sha256"], sealed)
         # The hub's long-term signature travels only inside this file, sealed to the agency.
+        progress(UPLOAD, f"{files} of {files}")
         await client.upload_clip(request_id, signed.custody_sha256, signed.custody)
+        progress(ANSWER, "")
         receipt = await client.post_answer(request_id, signed.token)
     except (FederationError, OSError) as err:
         hub.vault.release("request", request_id)

@@ -22,10 +22,13 @@ from federation.cells import distance_m
 from hub.errors import PassphraseError, PorchlightError
 from hub.household import unlock_household_identity
 from hub.neighbourhood.requests import (
-    APPROVED,
+    ANSWER,
+    CUT,
     DENIED,
     DENIED_SILENTLY,
     PENDING,
+    SEAL,
+    UPLOAD,
     approve,
     deny,
     footage_in_window,
@@ -36,6 +39,7 @@ from hub.neighbourhood.service import with_gateway_client
 from hub.people import HOUSEHOLD
 from hub.vault.media import SEGMENT_TYPE
 from hub.web.frames import first_frame_jpeg
+from hub.web.jobs import FAILED, JOBS, Job, JobBusy
 from hub.web.ui import GUARD, HUB, MAX_FORM_BYTES, owner_only, render, session_of
 
 log = logging.getLogger(__name__)
@@ -138,9 +142,12 @@ async def _show(request: web.Request, status: int = 200, error: str | None = Non
         data = await asyncio.to_thread(request_page_data, hub, request_id)
     except PorchlightError as err:
         raise web.HTTPNotFound(text=str(err)) from None
+    job = request.app[JOBS].get(request_id)
+    if job is not None and job.state == FAILED and error is None and data["req"]["status"] == PENDING:
+        error = job.error  # the last approval's failure, word for word
     return render(request, "request.html", status=status, error=error,
                   blur=blur, chosen=chosen if chosen is not None else sorted(data["footage"]),
-                  **data)
+                  job=job.to_json() if job is not None else None, **data)
 
 
 @owner_only
@@ -185,9 +192,31 @@ def _unlock_for(hub, name: str, passphrase: str):
     return hub.people.unlock(name, passphrase)
 
 
+BUSY = "This request is being decided already: wait for that to finish."
+
+
+def approval_steps(cameras: list[str], agency: str) -> list[tuple[str, str]]:
+    """Return the steps of an approval as (key, label), in the order the work reaches them."""
+    steps = []
+    for camera in cameras:
+        steps += [(f"{CUT}:{camera}", f"Cutting the clip of {camera}"),
+                  (f"{SEAL}:{camera}", f"Sealing the clip of {camera} for {agency}")]
+    return steps + [(UPLOAD, "Uploading the sealed files"),
+                    (ANSWER, "Answering, in the public log")]
+
+
+def _busy(request: web.Request, request_id: str) -> bool:
+    return request_id in request.app[DECIDING] or request.app[JOBS].running(request_id)
+
+
 @owner_only
 async def approve_request(request: web.Request) -> web.Response:
-    """Approve a request: check the passphrase again, then seal, upload and answer."""
+    """Approve a request: check the passphrase again, then start sealing, uploading and answering.
+
+    The passphrase is checked here, so a wrong one is said at once; the rest runs as a job in
+    the hub's loop (a Pi sealing several cameras' clips outlasts a browser's or a proxy's
+    patience), and the request's page shows its progress and outcome.
+    """
     hub = request.app[HUB]
     session = session_of(request)
     request_id = request.match_info["id"]
@@ -202,6 +231,15 @@ async def approve_request(request: web.Request) -> web.Response:
 
     if not cameras:
         return await again("Choose at least one camera to send.", 400)
+    # Before the passphrase: a double click costs no second scrypt unlock.
+    if _busy(request, request_id):
+        return await again(BUSY, 409)
+    try:
+        pending = await asyncio.to_thread(get_request, hub, request_id)
+    except PorchlightError as err:
+        raise web.HTTPNotFound(text=str(err)) from None
+    if pending["status"] != PENDING:
+        return await again(f"request {request_id} is {pending['status']}, not pending", 400)
     async with guard.unlocking:
         wait = guard.wait_s(session.name, address)
         if wait > 0:
@@ -215,23 +253,39 @@ async def approve_request(request: web.Request) -> web.Response:
             return await again("Wrong passphrase: nothing was sent.", 401)
     guard.succeeded(session.name, address)
 
-    async def work(client, gateway_kid):
-        return await approve(hub, client, gateway_kid, request_id, identity, cameras, blur)
+    async def work(job: Job) -> None:
+        nonlocal identity
 
-    busy = request.app[DECIDING]
-    if request_id in busy:
-        return await again("This request is being decided already: wait for that to finish.", 409)
-    busy.add(request_id)
+        def progress(step: str, detail: str) -> None:
+            job.advance(f"{step}:{detail}" if step in (CUT, SEAL) else step,
+                        "" if step in (CUT, SEAL) else detail)
+
+        async def send(client, gateway_kid):
+            return await approve(hub, client, gateway_kid, request_id, identity, cameras, blur,
+                                 progress)
+
+        try:
+            decision = await with_gateway_client(hub, send)
+        finally:
+            identity = None  # the job ends here: the owner's key goes with it
+        log.info("web: request %s approved, %d clips sent", request_id, len(decision.clips))
+
     try:
-        # Its own event loop in a worker thread: decrypting, blurring and sealing the clips
-        # take seconds of CPU that must not stall the UI or the hub's other services.
-        decision = await asyncio.to_thread(asyncio.run, with_gateway_client(hub, work))
-    except PorchlightError as err:
-        return await again(str(err), 400)
-    finally:
-        busy.discard(request_id)
-    log.info("web: request %s approved, %d clips sent", request_id, len(decision.clips))
-    raise web.HTTPSeeOther(f"/requests/{request_id}?decided={APPROVED}")
+        # Checked again: another approval may have started while this one unlocked.
+        request.app[JOBS].start(request_id, approval_steps(cameras, pending["agency"]), work,
+                                busy=BUSY)
+    except JobBusy as err:
+        return await again(str(err), 409)
+    raise web.HTTPSeeOther(f"/requests/{request_id}#approval")
+
+
+@owner_only
+async def approval_progress(request: web.Request) -> web.Response:
+    """Answer the request's approval job (its steps, state and any error) as JSON."""
+    job = request.app[JOBS].get(request.match_info["id"])
+    if job is None:
+        raise web.HTTPNotFound(text="no approval of this request was started since the hub started")
+    return web.json_response(job.to_json(), headers={"Cache-Control": "no-store"})
 
 
 @owner_only
@@ -246,9 +300,8 @@ async def deny_request(request: web.Request) -> web.Response:
         return await deny(hub, client, gateway_kid, request_id, silent)
 
     busy = request.app[DECIDING]
-    if request_id in busy:
-        return await _show(request, status=409,
-                           error="This request is being decided already: wait for that to finish.")
+    if _busy(request, request_id):
+        return await _show(request, status=409, error=BUSY)
     busy.add(request_id)
     try:
         decision = await asyncio.to_thread(asyncio.run, with_gateway_client(hub, work))
@@ -267,4 +320,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/requests/{id}", request_page)
     app.router.add_get("/requests/{id}/frames/{camera}.jpg", preview)
     app.router.add_post("/requests/{id}/approve", approve_request)
+    app.router.add_get("/requests/{id}/approval", approval_progress)
     app.router.add_post("/requests/{id}/deny", deny_request)

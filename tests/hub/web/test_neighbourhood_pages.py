@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
+import signal
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,7 +97,8 @@ def world(tmp_path_factory):
     oak.start("--http")
     run_async(_add_viewer(maple))
     yield {"url": url, "agency": agency, "maple": maple, "oak": oak, "clip": clip,
-           "start": start, "end": start + timedelta(minutes=45), "gateway_dir": gw}
+           "start": start, "end": start + timedelta(minutes=45), "gateway_dir": gw,
+           "gateway": gateway}
     for hub in (maple, oak):
         hub.stop()
     gateway.stop()
@@ -135,8 +139,9 @@ def _status(world, request_id: str) -> str | None:
 
 
 def _agency_status(world, request_id: str) -> dict:
+    # "--": a request id may begin with "-" (base64url), which argparse takes for an option.
     return json.loads(_porchlight("agency", "status", "--data", world["agency"], "--gateway",
-                                  world["url"], request_id).stdout)
+                                  world["url"], "--", request_id).stdout)
 
 
 def _sign_in(page, hub: WebHub, name: str = "owner", passphrase: str = PASSPHRASE) -> None:
@@ -166,15 +171,19 @@ def _shots(page, hub: WebHub, path: str, slug: str) -> None:
 
 
 def _approve(page, passphrase: str) -> str:
-    """Type the passphrase and approve; wait out the backoff a wrong one started, if shown."""
+    """Type the passphrase and approve; wait out the backoff a wrong one started, if shown;
+    follow the approval's progress until the page shows its outcome."""
     for _ in range(4):
         page.fill("#approve-pass", passphrase)
-        # Decrypting, blurring and sealing take a while on a loaded machine: no speed is tested.
-        with page.expect_navigation(timeout=180_000):
+        with page.expect_navigation():
             page.click("#approve", no_wait_after=True)
         page.wait_for_load_state("networkidle")
         error = page.locator("#error")
         if not error.count():
+            # Decrypting, blurring and sealing take a while on a loaded machine: no speed is
+            # tested. The page follows the job's steps and then loads the outcome.
+            page.wait_for_url(re.compile(r".*\?decided=approved$"), timeout=180_000)
+            page.wait_for_load_state("networkidle")
             return page.url
         wait = re.fullmatch(r"Too many wrong passphrases: try again in (\d+) s\.", error.inner_text())
         if wait is None:
@@ -238,7 +247,7 @@ def test_an_approval_clicked_through_reaches_the_agency_blurred(browser, world, 
     assert (status["approved"], status["denied"]) == (1, 0)
     fetched = tmp_path / "evidence"
     _porchlight("agency", "fetch", "--data", world["agency"], "--gateway", world["url"],
-                request_id, "--out", fetched)
+                "--out", fetched, "--", request_id)
     manifest = json.loads((fetched / "manifest.json").read_text())
     [clip] = manifest["clips"]
     assert clip["status"] == "fetched" and clip["camera"] == "porch"
@@ -451,28 +460,106 @@ def test_an_upload_over_the_cap_is_refused_and_nothing_is_kept(world):
     assert (_attachments(maple), _alert_count(maple)) == (before, alerts)
 
 
-def test_a_double_submitted_approval_sends_one_answer(world):
-    maple = world["maple"]
+BUSY = "This request is being decided already: wait for that to finish."
+
+
+def _error_of(text: str) -> str:
+    found = re.search(r'id="error">([^<]*)<', text)
+    return html.unescape(found.group(1)) if found else ""
+
+
+async def _job(owner, request_id: str) -> dict:
+    async with owner.get(f"/requests/{request_id}/approval") as reply:
+        assert reply.status == 200, await reply.text()
+        return await reply.json()
+
+
+async def _job_until(owner, request_id: str, done) -> dict:
+    """Poll the approval's JSON until `done(job)`; generous, no speed is tested."""
+    for _ in range(1200):
+        job = await _job(owner, request_id)
+        if done(job):
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the approval never got there: {job}")
+
+
+def test_an_approval_runs_as_a_job_with_progress_and_a_second_approve_is_refused(world):
+    maple, gateway = world["maple"], world["gateway"]
     request_id = _ask(world, "2026-PD9-0415")
 
-    async def approve_twice() -> list[tuple[int, str]]:
+    async def approve_while_the_gateway_stalls() -> dict:
         async with maple.client() as owner:
             await sign_in(owner, "owner", PASSPHRASE)
             token = await csrf_of(owner, f"/requests/{request_id}")
             form = {"csrf": token, "camera": "porch", "blur": "no", "passphrase": PASSPHRASE}
-
-            async def once() -> tuple[int, str]:
+            # The gateway is stopped (SIGSTOP), so the approval waits at its upload step for as
+            # long as the test needs to look at it; nothing is timed.
+            os.kill(gateway.proc.pid, signal.SIGSTOP)
+            try:
                 async with owner.post(f"/requests/{request_id}/approve", data=form,
                                       allow_redirects=False) as reply:
-                    error = re.search(r'id="error">([^<]*)<', await reply.text())
-                    return reply.status, html.unescape(error.group(1)) if error else ""
+                    assert reply.status == 303, _error_of(await reply.text())
+                    assert reply.headers["Location"] == f"/requests/{request_id}#approval"
+                job = await _job_until(owner, request_id,
+                                       lambda j: j["steps"][2]["state"] == "active")
+                running = dict(job, page=await (await owner.get(f"/requests/{request_id}")).text())
+                second = []
+                for path, fields in ((f"/requests/{request_id}/approve", form),
+                                     (f"/requests/{request_id}/deny",
+                                      {"csrf": token, "silent": "yes"})):
+                    async with owner.post(path, data=fields, allow_redirects=False) as reply:
+                        second.append((reply.status, _error_of(await reply.text())))
+                running["second"] = second
+            finally:
+                os.kill(gateway.proc.pid, signal.SIGCONT)
+            running["done"] = await _job_until(owner, request_id, lambda j: j["state"] != "running")
+            return running
 
-            return sorted(await asyncio.gather(once(), once()))
-
-    first, second = run_async(approve_twice())
-    assert first == (303, "")
-    # Still at work on the first, or already done with it: either way, no second answer.
-    assert second in ((409, "This request is being decided already: wait for that to finish."),
-                      (400, f"request {request_id} is approved, not pending"))
+    seen = run_async(approve_while_the_gateway_stalls())
+    assert [(s["key"], s["label"], s["state"]) for s in seen["steps"]] == [
+        ("cut:porch", "Cutting the clip of porch", "done"),
+        ("seal:porch", f"Sealing the clip of porch for {AGENCY}", "done"),
+        ("upload", "Uploading the sealed files", "active"),
+        ("answer", "Answering, in the public log", "waiting")]
+    assert seen["state"] == "running" and seen["steps"][2]["detail"] == "1 of 2"
+    # The page shows the steps and follows them (static/jobs.js); no decision form meanwhile.
+    assert f'data-job="/requests/{request_id}/approval"' in seen["page"]
+    assert 'id="approve-form"' not in seen["page"] and 'id="deny"' not in seen["page"]
+    assert seen["second"] == [(409, BUSY), (409, BUSY)]
+    done = seen["done"]
+    assert (done["state"], done["error"]) == ("done", None)
+    assert done["history"] == ["cut:porch", "seal:porch", "upload 1 of 2", "upload 2 of 2",
+                               "answer"]
     assert _status(world, request_id) == "approved"
     assert _agency_status(world, request_id)["approved"] == 1
+
+
+def test_a_failed_approval_shows_its_exact_error_and_sends_nothing(world):
+    maple = world["maple"]
+    request_id = _ask(world, "2026-PD9-0416")
+
+    async def approve_a_camera_without_footage() -> tuple[dict, str]:
+        async with maple.client() as owner:
+            await sign_in(owner, "owner", PASSPHRASE)
+            token = await csrf_of(owner, f"/requests/{request_id}")
+            # A forged choice: the page offers only cameras with footage in the window.
+            async with owner.post(f"/requests/{request_id}/approve", allow_redirects=False,
+                                  data={"csrf": token, "camera": "garage", "blur": "no",
+                                        "passphrase": PASSPHRASE}) as reply:
+                assert reply.status == 303
+            job = await _job_until(owner, request_id, lambda j: j["state"] != "running")
+            async with owner.get(f"/requests/{request_id}") as page:
+                return job, await page.text()
+
+    job, page = run_async(approve_a_camera_without_footage())
+    error = "no footage of garage in the request's window (cameras with footage: porch)"
+    assert (job["state"], job["error"]) == ("failed", error)
+    assert _error_of(page) == error
+    assert 'id="approve-form"' in page  # the owner may approve again
+    assert _status(world, request_id) == "pending"
+    assert _agency_status(world, request_id)["approved"] == 0
+    with sqlite3.connect(maple.root / "porchlight.db") as db:
+        assert db.execute("select count(*) from holds where reference = ?",
+                          [request_id]).fetchone() == (0,)
+
