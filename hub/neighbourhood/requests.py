@@ -28,6 +28,8 @@ from federation.member.requests import VerifiedRequest, checkpoint_verifier
 from federation.neighbourhood_log import peek_entry
 from federation.registry import VerifiedRegistry, verify_registry
 from federation.sealed import seal_clip, sha256_hex
+from federation.tlog.checkpoint import open_checkpoint, parse_checkpoint
+from federation.tlog.note import parse_note
 from federation.tlog.proof import TlogProofError, verify_tlog_proof
 from hub.errors import PorchlightError, UsageError
 from hub.household import hub_key
@@ -294,6 +296,61 @@ def prove_answer(hub, request_id: str, gateway_jwk: dict) -> dict:
         raise PorchlightError(f"the logged answer to {request_id} is not this hub's")
     return {"request": request_id, "decision": answer.claims.decision, "key": answer.kid,
             "log_index": proven.index, "answer": token, "tlog_proof": row["answer_proof"]}
+
+
+@dataclass(frozen=True)
+class ProvedAgain:
+    """The answer found again in the log as it is now, and the checkpoint that shows it."""
+
+    index: int
+    size: int
+    root_hash: str
+    origin: str
+    first_size: int
+    witnesses: list[str]
+
+
+async def prove_answer_again(hub, client, gateway_jwk: dict, request_id: str) -> ProvedAgain:
+    """Fetch the log's latest checkpoint and a fresh proof that this hub's answer is in it; check both."""
+    from federation.member.requests import check_witness_policy
+    from federation.tlog.proof import format_tlog_proof, parse_tlog_proof
+
+    stored = prove_answer(hub, request_id, gateway_jwk)  # the proof kept since answering
+    verifier = checkpoint_verifier(gateway_jwk)
+    first = parse_checkpoint(parse_note(parse_tlog_proof(stored["tlog_proof"]).checkpoint)[0])
+    try:
+        latest_signed = await client.get_checkpoint()
+    except FederationError as err:
+        raise PorchlightError(f"could not fetch the log's latest checkpoint: {err.message}; "
+                              "try again later") from err
+    try:
+        latest = open_checkpoint(latest_signed, verifier, origin=verifier.name)
+    except FederationError as err:
+        raise PorchlightError(f"the gateway's latest checkpoint does not open with its key: "
+                              f"{err.message}") from err
+    try:
+        hashes = await client.get_inclusion_proof(stored["log_index"], latest.size)
+        # A log smaller now than when it proved the answer fails below: not a prefix of it.
+        sizes = sorted((first.size, latest.size))
+        consistency = (await client.get_consistency_proof(*sizes)
+                       if latest.size != first.size else None)
+    except FederationError as err:
+        raise PorchlightError(f"could not fetch a fresh proof from the gateway: {err.message}; "
+                              "try again later") from err
+    bundle = format_tlog_proof(stored["log_index"], hashes, latest_signed)
+    try:
+        # The answer at its index under the latest root, and the latest log a continuation of
+        # the one the answer was first proved in: nothing was removed or rewritten since.
+        verify_tlog_proof(stored["answer"].encode("ascii"), bundle, verifier,
+                          last_seen_checkpoint=first, consistency_proof=consistency)
+        policy = hub.config.witnesses
+        witnesses = check_witness_policy(latest_signed, policy.verifiers(), policy.min)
+    except (FederationError, TlogProofError) as err:
+        raise PorchlightError(f"the public log at size {latest.size} does not prove the answer "
+                              f"to {request_id}: {err}") from err
+    return ProvedAgain(index=stored["log_index"], size=latest.size, origin=latest.origin,
+                       root_hash=base64.b64encode(latest.root_hash).decode(),
+                       first_size=first.size, witnesses=witnesses)
 
 
 def _issued(token: str) -> float:

@@ -12,6 +12,7 @@ camera is shown before anything is sealed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import math
 from datetime import datetime
@@ -19,7 +20,11 @@ from datetime import datetime
 from aiohttp import web
 
 from federation.cells import distance_m
-from hub.errors import PassphraseError, PorchlightError
+from federation.errors import FederationError
+from federation.tlog.checkpoint import parse_checkpoint
+from federation.tlog.note import parse_note
+from federation.tlog.proof import parse_tlog_proof
+from hub.errors import PassphraseError, PorchlightError, UsageError
 from hub.household import unlock_household_identity
 from hub.neighbourhood.requests import (
     ANSWER,
@@ -29,18 +34,20 @@ from hub.neighbourhood.requests import (
     PENDING,
     SEAL,
     UPLOAD,
+    ProvedAgain,
     approve,
     deny,
     footage_in_window,
     get_request,
     list_requests,
+    prove_answer_again,
 )
-from hub.neighbourhood.service import with_gateway_client
+from hub.neighbourhood.service import load_membership, with_gateway_client
 from hub.people import HOUSEHOLD
 from hub.vault.media import SEGMENT_TYPE
 from hub.web.frames import first_frame_jpeg
 from hub.web.jobs import FAILED, JOBS, Job, JobBusy
-from hub.web.ui import GUARD, HUB, MAX_FORM_BYTES, owner_only, render, session_of
+from hub.web.ui import GUARD, HUB, MAX_FORM_BYTES, owner_only, read_form, render, session_of
 
 log = logging.getLogger(__name__)
 METRES_PER_DEGREE = 111_320.0
@@ -97,7 +104,20 @@ def request_page_data(hub, request_id: str) -> dict:
     checkpoint = (request["checkpoint"] or "").splitlines()
     return {"req": request, "footage": footage, "drawing": drawing,
             "checkpoint": checkpoint if len(checkpoint) == 3 else None,
-            "answer": row.get("answer")}
+            "answer": row.get("answer"), "answer_log": _answer_log(row)}
+
+
+def _answer_log(row: dict) -> dict | None:
+    """Return where the gateway put this hub's answer: its index and the checkpoint it proved."""
+    if row.get("answer_index") is None or not row.get("answer_proof"):
+        return None
+    try:
+        signed = parse_tlog_proof(row["answer_proof"]).checkpoint
+        checkpoint = parse_checkpoint(parse_note(signed)[0])
+    except FederationError:
+        return None  # shown as "no proof kept"; `porchlight requests prove` says why
+    return {"index": row["answer_index"], "origin": checkpoint.origin, "size": checkpoint.size,
+            "root": base64.b64encode(checkpoint.root_hash).decode()}
 
 
 def _shown_time(text: str) -> str:
@@ -134,8 +154,8 @@ async def requests_page(request: web.Request) -> web.Response:
 
 
 async def _show(request: web.Request, status: int = 200, error: str | None = None,
-                blur: bool = True,
-                chosen: list[str] | None = None) -> web.Response:
+                blur: bool = True, chosen: list[str] | None = None,
+                proved: ProvedAgain | None = None) -> web.Response:
     hub = request.app[HUB]
     request_id = request.match_info["id"]
     try:
@@ -147,7 +167,7 @@ async def _show(request: web.Request, status: int = 200, error: str | None = Non
         error = job.error  # the last approval's failure, word for word
     return render(request, "request.html", status=status, error=error,
                   blur=blur, chosen=chosen if chosen is not None else sorted(data["footage"]),
-                  job=job.to_json() if job is not None else None, **data)
+                  job=job.to_json() if job is not None else None, proved=proved, **data)
 
 
 @owner_only
@@ -313,6 +333,29 @@ async def deny_request(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/requests/{request_id}?decided={status.replace(' ', '-')}")
 
 
+@owner_only
+async def prove_request(request: web.Request) -> web.Response:
+    """Fetch the log's latest checkpoint and prove again that this hub's answer is in it."""
+    hub = request.app[HUB]
+    request_id = request.match_info["id"]
+    await read_form(request)  # the CSRF token was checked on the way in
+    membership = await asyncio.to_thread(load_membership, hub.data)
+    if membership is None:
+        return await _show(request, status=400, error="this hub is not a member of a gateway")
+
+    async def work(client, gateway_kid):
+        return await prove_answer_again(hub, client, membership.gateway_jwk, request_id)
+
+    try:
+        proved = await with_gateway_client(hub, work)
+    except UsageError as err:
+        return await _show(request, status=400, error=str(err))
+    except PorchlightError as err:
+        log.warning("web: the answer to request %s was not proved again: %s", request_id, err)
+        return await _show(request, status=502, error=str(err))
+    return await _show(request, proved=proved)
+
+
 def setup(app: web.Application) -> None:
     """Add the agency request pages."""
     app[DECIDING] = set()
@@ -321,4 +364,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/requests/{id}/frames/{camera}.jpg", preview)
     app.router.add_post("/requests/{id}/approve", approve_request)
     app.router.add_get("/requests/{id}/approval", approval_progress)
+    app.router.add_post("/requests/{id}/prove", prove_request)
     app.router.add_post("/requests/{id}/deny", deny_request)

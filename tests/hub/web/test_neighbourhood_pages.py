@@ -130,7 +130,7 @@ def _ask(world, case: str) -> str:
 
 def _requests(world) -> dict[str, dict]:
     out = _porchlight("requests", "list", "--data", world["maple"].root, "--json").stdout
-    return {r["id"]: r for r in json.loads(out)}
+    return {r["id"]: r for r in json.loads(out)["requests"]}
 
 
 def _status(world, request_id: str) -> str | None:
@@ -563,3 +563,57 @@ def test_a_failed_approval_shows_its_exact_error_and_sends_nothing(world):
         assert db.execute("select count(*) from holds where reference = ?",
                           [request_id]).fetchone() == (0,)
 
+
+def _prove_json(world, request_id: str) -> dict:
+    return json.loads(_porchlight("requests", "prove", "--data", world["maple"].root, "--",
+                                  request_id).stdout)
+
+
+def test_the_answer_s_place_in_the_log_is_shown_and_proved_again(world):
+    maple = world["maple"]
+    request_id = _ask(world, "2026-PD9-0417")
+    pending_id = _ask(world, "2026-PD9-0418")
+
+    async def deny_then_prove() -> dict:
+        shown = {}
+        async with maple.client() as owner:
+            await sign_in(owner, "owner", PASSPHRASE)
+            token = await csrf_of(owner, f"/requests/{request_id}")
+            async with owner.post(f"/requests/{request_id}/deny",
+                                  data={"csrf": token, "silent": "no"}) as reply:
+                shown["answered"] = await reply.text()
+            # More entries after the answer: the fresh proof is against a larger log.
+            _ask(world, "2026-PD9-0419")
+            async with owner.post(f"/requests/{request_id}/prove", data={"csrf": token}) as reply:
+                shown["proved"] = (reply.status, await reply.text())
+            async with owner.post(f"/requests/{request_id}/prove", data={}) as reply:
+                shown["forged"] = reply.status
+            async with owner.post(f"/requests/{pending_id}/prove",
+                                  data={"csrf": token}) as reply:
+                shown["unanswered"] = (reply.status, _error_of(await reply.text()))
+        async with maple.client() as sam:
+            await sign_in(sam, VIEWER, VIEWER_PASS)
+            token = await csrf_of(sam, "/")
+            async with sam.post(f"/requests/{request_id}/prove", data={"csrf": token}) as reply:
+                shown["viewer"] = reply.status
+        return shown
+
+    shown = run_async(deny_then_prove())
+    proof = _prove_json(world, request_id)
+    index = proof["log_index"]
+    page = html.unescape(re.sub(r"<[^>]+>", "", shown["answered"]))
+    answer_log = re.search(r"This hub's answer is in the public log at index (\d+), proved against "
+                           r"the checkpoint of (\S+) at tree size (\d+), root hash (\S+=)", page)
+    assert answer_log, page
+    assert int(answer_log.group(1)) == index
+    status, text = shown["proved"]
+    assert status == 200, _error_of(text)
+    result = html.unescape(re.sub(r"<[^>]+>", "", text))
+    again = re.search(r"Proved again just now: the answer is entry (\d+) of the public log at "
+                      r"tree size (\d+) \(root hash (\S+=)\), a continuation of the log at size "
+                      r"(\d+) it was first proved in\.", result)
+    assert again, result
+    assert int(again.group(1)) == index
+    assert int(again.group(2)) > int(again.group(4)) == int(answer_log.group(3))
+    assert (shown["forged"], shown["viewer"]) == (403, 403)
+    assert shown["unanswered"] == (400, f"this hub sent no answer to request {pending_id!r}")
