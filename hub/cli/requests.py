@@ -47,20 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_requests_list(args) -> int:
-    from hub.neighbourhood.gossip import fork_alarm
+    from hub.neighbourhood.gossip import fork_alarm, fork_evidence
     from hub.neighbourhood.requests import list_requests
 
     hub = open_hub(args)
     try:
         requests = list_requests(hub, include_dropped=args.all)
         alarm = fork_alarm(hub.db)
+        evidence = fork_evidence(hub, alarm) if alarm is not None else None
     finally:
         hub.close()
-    if alarm is not None and not args.json:
-        print(_alarm_line(alarm))
     if args.json:
-        print_json(requests)
-    elif not requests:
+        # An object, so that a script reading the inbox meets the fork alarm too.
+        print_json({"fork_alarm": _alarm_json(alarm, evidence), "requests": requests})
+        return 0
+    if alarm is not None:
+        print(_alarm_line(alarm))
+    if not requests:
         print("no requests")
     else:
         for r in requests:
@@ -70,6 +73,14 @@ def cmd_requests_list(args) -> int:
                     f"  {window}")
             print(line + (f"  ({r['detail']})" if r["detail"] else ""))
     return 0
+
+
+def _alarm_json(alarm: dict | None, evidence: dict | None) -> dict | None:
+    if alarm is None:
+        return None
+    return {"message": _alarm_line(alarm), "gateway": alarm["gateway"], "peer": alarm["peer"],
+            "why": alarm["why"], "found": alarm["found"], "proof": alarm["proof"],
+            "checkpoints": evidence}
 
 
 def _alarm_line(alarm: dict) -> str:

@@ -39,6 +39,20 @@ def fork_alarm(db) -> dict | None:
     return json.loads(row[0]) if row else None
 
 
+def fork_evidence(hub, alarm: dict) -> dict[str, str | None]:
+    """Return the two signed checkpoints an alarm keeps as proof ({"ours", "theirs"}; None
+    for one no longer on disk)."""
+    folder = hub.data.root / alarm["proof"]
+    found: dict[str, str | None] = {}
+    for side in ("ours", "theirs"):
+        path = folder / f"{side}.checkpoint"
+        try:
+            found[side] = path.read_text() if path.stat().st_size <= MAX_ANSWER_BYTES else None
+        except OSError:
+            found[side] = None
+    return found
+
+
 def raise_fork_alarm(hub, gateway_kid: str, split: SplitView, peer: str) -> dict:
     """Keep both checkpoints as proof, record the alarm, and tell the owner."""
     found = utcnow()

@@ -66,7 +66,7 @@ def _jti(token: str) -> str:
 
 async def _rows(hub, *extra) -> list[dict]:
     done = await asyncio.to_thread(_cli, "requests", "list", "--data", hub, "--json", *extra)
-    return json.loads(done.stdout)
+    return json.loads(done.stdout)["requests"]
 
 
 async def _submit(http: aiohttp.ClientSession, witness, old: int, signed: str) -> tuple[int, str]:
@@ -163,6 +163,13 @@ async def _forked_for_one_hub(tmp_path, hub_template, witness) -> None:
                 ours = open_checkpoint((proof / "ours.checkpoint").read_text(), verifier)
                 theirs = open_checkpoint((proof / "theirs.checkpoint").read_text(), verifier)
                 assert ours.size == theirs.size == 1 and ours.root_hash != theirs.root_hash
+                # `requests list --json` carries the same alarm and both checkpoints on top.
+                done = await asyncio.to_thread(_cli, "requests", "list", "--data", roots[name],
+                                               "--json")
+                alarm = json.loads(done.stdout)["fork_alarm"]
+                assert alarm["message"] == listed
+                assert alarm["checkpoints"] == {
+                    side: (proof / f"{side}.checkpoint").read_text() for side in ("ours", "theirs")}
                 if name == "a":
                     # What hub a saw the witness cosigned; the forked one fails the policy.
                     texts = [(proof / f).read_text() for f in ("ours.checkpoint",

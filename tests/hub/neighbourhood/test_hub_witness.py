@@ -47,8 +47,8 @@ def _on_lan(hub: Path, port: int) -> None:
 
 
 def _requests(hub: Path) -> list[dict]:
-    listed = json.loads(_porchlight("requests", "list", "--data", hub, "--json", "--all").stdout)
-    return listed["requests"] if isinstance(listed, dict) else listed
+    return json.loads(_porchlight("requests", "list", "--data", hub, "--json",
+                                  "--all").stdout)["requests"]
 
 
 def _get(url: str) -> str:

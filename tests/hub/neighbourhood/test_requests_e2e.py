@@ -31,7 +31,8 @@ CENTRE = (51.5008, -0.1243)
 
 
 def _requests(hub: Path, *extra) -> list[dict]:
-    return json.loads(_porchlight("requests", "list", "--data", hub, "--json", *extra).stdout)
+    return json.loads(_porchlight("requests", "list", "--data", hub, "--json",
+                                  *extra).stdout)["requests"]
 
 
 def _frames(path: Path) -> list[np.ndarray]:

@@ -38,7 +38,7 @@ def _cli(*args) -> subprocess.CompletedProcess:
 
 async def _inbox(hub, *extra) -> list[dict]:
     done = await asyncio.to_thread(_cli, "requests", "list", "--data", hub, "--json", *extra)
-    return json.loads(done.stdout)
+    return json.loads(done.stdout)["requests"]
 
 
 async def _until(predicate, timeout: float = 20.0):
