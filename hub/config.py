@@ -159,6 +159,9 @@ class WitnessesSection(Strict):
     # k: how many of the witnesses this hub trusts must have cosigned: these keys, and with
     # [lan] enabled the witnesses of LAN neighbours. 0 (the default) requires none.
     min: int = Field(default=0, ge=0, le=MAX_TRUSTED_WITNESSES)
+    # Whether LAN neighbours' witnesses (pinned on first sight) count toward min; false trusts
+    # only the keys above (a LAN where anyone may announce a hub: docs/threat-model.md).
+    lan: bool = True
 
     @model_validator(mode="after")
     def _keys_parse(self) -> WitnessesSection:
@@ -312,7 +315,7 @@ class Config(Strict):
     def _enough_witnesses(self) -> Config:
         # LAN neighbours' witnesses count too, so with [lan] on, min may exceed the keys.
         policy = self.witnesses
-        if policy.min > len(policy.keys) and not self.lan.enabled:
+        if policy.min > len(policy.keys) and not (self.lan.enabled and policy.lan):
             raise ValueError(f"witnesses: min = {policy.min} needs at least {policy.min} keys, "
                              f"there are {len(policy.keys)} (or [lan] enabled, so that LAN "
                              "neighbours' witnesses count)")

@@ -225,9 +225,9 @@ def pin_lan_witness(db, hub_kid: str, verifier: CosignatureVerifier) -> bool:
 
 def trusted_witnesses(config, db) -> list[CosignatureVerifier]:
     """Return every witness this hub trusts: the owner's keys, then the LAN neighbours'
-    pinned ones (with [lan] on)."""
+    pinned ones (with [lan] on, unless [witnesses] lan = false)."""
     trusted = {(v.name, v.key_id): v for v in config.witnesses.verifiers()}
-    if config.lan.enabled:
+    if config.lan.enabled and config.witnesses.lan:
         for vkey in pinned_lan_witnesses(db).values():
             verifier = CosignatureVerifier.from_string(vkey)
             trusted.setdefault((verifier.name, verifier.key_id), verifier)

@@ -69,6 +69,9 @@ def test_the_config_names_a_bad_witness_key_or_an_impossible_k():
     # With the LAN on, neighbours' witnesses count too: k may exceed the configured keys.
     lan = '[lan]\nenabled = true\n'
     assert parse_config(BASE + lan + '[witnesses]\nmin = 2\n').witnesses.min == 2
+    # Unless the owner counts only the keys they listed.
+    with pytest.raises(ConfigError, match="min = 2 needs at least 2 keys, there are 0"):
+        parse_config(BASE + lan + '[witnesses]\nmin = 2\nlan = false\n')
     # A hub witnesses its gateway only on its LAN server.
     with pytest.raises(ConfigError) as caught:
         parse_config(BASE + '[lan]\nwitness = true\n')
