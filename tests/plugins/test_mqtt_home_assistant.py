@@ -202,9 +202,16 @@ def test_switches_turn_recording_off_and_on_when_enabled(hub_dir, broker, subscr
                             "recording ON")
         _wait_segments(hub_dir, 2, datetime.now(UTC), "segments while recording")
 
+        # Outside input first: a payload that is neither ON nor OFF, a camera that does not
+        # exist. Both are ignored (commands are handled in order, so before the OFF below).
+        config_before = (hub_dir / "config.toml").read_text()
+        subscriber.publish(f"{base}/camera/yard/recording/set", b"MAYBE")
+        subscriber.publish(f"{base}/camera/ghost/recording/set", b"OFF")
         subscriber.publish(f"{base}/camera/yard/recording/set", b"OFF")
         subscriber.wait_for(lambda m: m[state_topic][-1] == b"OFF", HUB_DEADLINE_S,
                             "recording OFF")
+        after = (hub_dir / "config.toml").read_text().splitlines()
+        assert set(after) ^ set(config_before.splitlines()) == {"recording = false"}
         off = datetime.now(UTC)
         assert "recording = false" in (hub_dir / "config.toml").read_text()
         # Absence needs a stretch of time: eight segments' worth, which recording would fill.
@@ -223,6 +230,10 @@ def test_switches_turn_recording_off_and_on_when_enabled(hub_dir, broker, subscr
     kept_while_off = [s for s in _segments(hub_dir) if off + APPLY < s[0] < on - APPLY]
     assert kept_while_off == []
     assert "Home Assistant turned recording off on camera yard" in log
+    assert (f"mqtt: ignored a command on {base}/camera/yard/recording/set (expected ON or OFF "
+            "for a camera's recording or analysis)") in log
+    assert f"mqtt: ignored a command on {base}/camera/ghost/recording/set" in log
+    assert "ghost" not in (hub_dir / "config.toml").read_text()
     assert "camera yard: recording off (segments are not kept)" in log
     assert log.count("camera yard: started") == 1
     # Stopped cleanly, the hub said `offline` itself.
