@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from hub.aio import cancel_and_wait
@@ -19,11 +21,17 @@ def plan_for_vault(vault: Vault, policy: RetentionPolicy, now: datetime) -> Prun
     return _plan(vault, policy, now)[0]
 
 
-def apply_retention(vault: Vault, policy: RetentionPolicy, now: datetime) -> PrunePlan:
-    """Delete what the retention plan says, logging each deletion."""
+def apply_retention(vault: Vault, policy: RetentionPolicy, now: datetime,
+                    progress: Callable[[int, int], None] | None = None) -> PrunePlan:
+    """Delete what the retention plan says, logging each deletion.
+
+    progress(done, total) is called after each deletion; an exception it raises stops there.
+    """
     plan, by_id = _plan(vault, policy, now)
-    for segment_id in plan.delete:
+    for done, segment_id in enumerate(plan.delete, 1):
         vault.delete(by_id[segment_id])
+        if progress is not None:
+            progress(done, len(plan.delete))
     if plan.delete:
         log.info("retention deleted %d segments (%d bytes)", len(plan.delete), plan.freed)
     if plan.still_over_budget:
@@ -50,6 +58,9 @@ class VaultMaintenance:
         self.clock = clock
         self.task: asyncio.Task | None = None
         self.last_check = None
+        # One upkeep pass at a time: this service's own, or a check or prune the owner starts
+        # (hub.vault.jobs); two at once would flag files the other is deleting.
+        self.lock = threading.Lock()
 
     async def __aenter__(self) -> VaultMaintenance:
         # Cheap checks before serving (temp files, missing files, orphans); hashes in the loop.
@@ -61,10 +72,16 @@ class VaultMaintenance:
         await cancel_and_wait(self.task)
 
     async def _loop(self) -> None:
-        self.last_check = await asyncio.to_thread(check_vault, self.vault, verify_hashes=True)
+        self.last_check = await asyncio.to_thread(self._locked, check_vault, self.vault,
+                                                  verify_hashes=True)
         while True:
             try:
-                await asyncio.to_thread(apply_retention, self.vault, self.policy, self.clock())
+                await asyncio.to_thread(self._locked, apply_retention, self.vault, self.policy,
+                                        self.clock())
             except Exception:  # one bad pass must not stop retention for good
                 log.exception("retention pass failed; trying again next interval")
             await asyncio.sleep(self.interval_s)
+
+    def _locked(self, work, *args, **kwargs):
+        with self.lock:
+            return work(*args, **kwargs)

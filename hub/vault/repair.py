@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,15 +46,23 @@ class CheckReport:
         return not self.repairs
 
 
-def check_vault(vault: Vault, *, verify_hashes: bool = True) -> CheckReport:
-    """Repair the vault after a crash; with verify_hashes, hash every indexed file too."""
+def check_vault(vault: Vault, *, verify_hashes: bool = True,
+                progress: Callable[[int, int], None] | None = None) -> CheckReport:
+    """Repair the vault after a crash; with verify_hashes, hash every indexed file too.
+
+    progress(done, total) is called after each indexed segment; an exception it raises stops
+    the check there (what was repaired so far stays repaired and recorded).
+    """
     report = CheckReport()
     root = vault.data.root
     _remove_temp_files(vault, report)
     indexed = {}
-    for segment in vault.segments():
+    segments = vault.segments()
+    for segment in segments:
         indexed[segment.path] = segment
         report.checked += 1
+        if progress is not None:
+            progress(report.checked - 1, len(segments))
         path = root / segment.path
         if not path.exists():
             _flag(vault, report, segment, "missing", "the file is missing")
@@ -66,6 +75,8 @@ def check_vault(vault: Vault, *, verify_hashes: bool = True) -> CheckReport:
         elif segment.status != "ok":
             vault.mark(segment.id, "ok")
             _record(vault, report, Repair("cleared", segment.path, "the file is whole again"))
+    if progress is not None:
+        progress(len(segments), len(segments))
     if vault.data.vault.exists():
         for path in sorted(vault.data.vault.rglob("*")):
             if path.is_dir() or path.parent == vault.data.tmp:
@@ -109,8 +120,13 @@ def _remove_temp_files(vault: Vault, report: CheckReport) -> None:
         return
     for path in sorted(vault.data.tmp.iterdir()):
         if path.name.endswith(TMP_SUFFIX):
-            size = path.stat().st_size
-            path.unlink()
+            if path.name.removesuffix(TMP_SUFFIX) in vault.in_flight:
+                continue  # being written by the recorder right now, not left by a crash
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue  # its seal finished (renamed) between the listing and now
             _record(vault, report, Repair(
                 "removed-temp", path.relative_to(vault.data.root).as_posix(),
                 f"an unfinished write of {size} bytes (never indexed)",
@@ -128,9 +144,16 @@ def _flag(vault: Vault, report: CheckReport, segment, status: str, why: str) -> 
 
 def _adopt_or_quarantine(vault: Vault, report: CheckReport, path: Path, relative: str) -> None:
     parsed = parse_segment_name(path.name)
+    if parsed is not None and parsed[2] in vault.in_flight:
+        return  # renamed into place, about to be indexed by its seal
+    if vault.db.execute("select 1 from segments where path = ?", [relative]).fetchone():
+        return  # indexed by a seal that finished after this check listed the index
     parts = Path(relative).parts  # vault/<camera>/<day>/<name>
-    with open(path, "rb") as handle:
-        header = handle.read(len(AGE_HEADER))
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(AGE_HEADER))
+    except FileNotFoundError:
+        return  # deleted meanwhile (a seal that failed cleans up after itself)
     if parsed is not None and len(parts) == 4 and header == AGE_HEADER:
         start, end, segment_id, media_type = parsed
         exists = vault.db.execute("select 1 from segments where id = ?", [segment_id]).fetchone()

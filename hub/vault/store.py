@@ -126,6 +126,10 @@ class Vault:
         self.recipients = recipients
         # The people a camera is shared with, asked at each seal (hub.people.People).
         self.camera_recipients = camera_recipients
+        # Segments being sealed right now: a check running beside the recorder (the hub's own,
+        # or one the owner starts in the web UI) must not take their temp or unindexed files
+        # for a crash's leftovers.
+        self.in_flight: set[str] = set()
 
     def recipients_for(self, camera: str) -> list[pyrage.x25519.Recipient]:
         """Return everyone a new segment of this camera is sealed to."""
@@ -140,6 +144,14 @@ class Vault:
         if not self.recipients:
             raise MediaError("no recipients to seal footage to")
         segment_id = uuid.uuid4().hex
+        self.in_flight.add(segment_id)
+        try:
+            return self._seal(segment_id, camera, start, end, media_type, plaintext)
+        finally:
+            self.in_flight.discard(segment_id)
+
+    def _seal(self, segment_id: str, camera: str, start: datetime, end: datetime,
+              media_type: str, plaintext: bytes) -> Segment:
         relative = Path("vault") / camera / start.strftime("%Y-%m-%d") / segment_name(
             start, end, segment_id, media_type
         )

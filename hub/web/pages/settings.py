@@ -1,4 +1,5 @@
-"""Settings, for owners: people and what they may see, and the certificate fingerprint.
+"""Settings, for owners: people and what they may see, the vault's check and prune (run as
+jobs, with progress), and the certificate fingerprint.
 
 Adding a person makes them an age identity of their own, sealed with the passphrase the owner
 types in with them (age scrypt, about a second of CPU). Sharing a camera seals its new segments
@@ -9,11 +10,16 @@ that footage already sealed to them stays readable with their key.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from aiohttp import web
 
 from hub.errors import PorchlightError
+from hub.vault.jobs import JobBusy, VaultJobs
+from hub.vault.retention import RetentionPolicy
 from hub.web.ui import HUB, SESSIONS, owner_only, read_form, render
+
+JOBS = web.AppKey("vault_jobs", VaultJobs)
 
 
 def _settings(request: web.Request, status: int = 200, error: str | None = None,
@@ -22,7 +28,7 @@ def _settings(request: web.Request, status: int = 200, error: str | None = None,
     return render(request, "settings.html", status=status, error=error, notice=notice,
                   people=hub.people.list(), cameras=[c.name for c in hub.config.cameras],
                   fingerprint=getattr(hub, "web_fingerprint", None),
-                  retention=hub.config.retention)
+                  retention=hub.config.retention, job=request.app[JOBS].current)
 
 
 @owner_only
@@ -79,9 +85,47 @@ async def share(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/settings")
 
 
+@owner_only
+async def start_vault_job(request: web.Request) -> web.Response:
+    """Start `footage check` or `footage prune` as a job; the page shows its progress."""
+    kind = request.match_info["kind"]
+    form = await read_form(request)
+    try:
+        request.app[JOBS].start(kind, dry_run=form.get("dry_run") == "yes")
+    except JobBusy as err:
+        return _settings(request, status=409, error=str(err))
+    raise web.HTTPSeeOther("/settings#vault-h")
+
+
+@owner_only
+async def vault_job(request: web.Request) -> web.Response:
+    """Answer the current or last vault job's state, for the page's poll."""
+    job = request.app[JOBS].current
+    return web.json_response(job.as_json() if job is not None else None)
+
+
 def setup(app: web.Application) -> None:
     """Add the settings pages."""
+    async def start_jobs(app: web.Application) -> None:
+        hub = app[HUB]
+        maintenance = getattr(hub, "maintenance", None)
+
+        def policy() -> RetentionPolicy:
+            if maintenance is not None:
+                return maintenance.policy  # follows a retention change made on the page
+            return RetentionPolicy.from_config(hub.config.retention)
+
+        lock = maintenance.lock if maintenance is not None else threading.Lock()
+        app[JOBS] = VaultJobs(hub.vault, policy, hub.clock, lock)
+
+    async def stop_jobs(app: web.Application) -> None:
+        await app[JOBS].close()
+
+    app.on_startup.append(start_jobs)
+    app.on_shutdown.append(stop_jobs)
     app.router.add_get("/settings", settings)
+    app.router.add_post("/settings/vault/{kind:check|prune}", start_vault_job)
+    app.router.add_get("/settings/vault/job", vault_job)
     app.router.add_post("/settings/people", add_person)
     app.router.add_post("/settings/people/{name}/remove", remove_person)
     app.router.add_post("/settings/people/{name}/share", share)

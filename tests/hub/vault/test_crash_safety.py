@@ -137,3 +137,40 @@ def test_repairs_are_reported_and_nothing_is_deleted_silently(hub, hub_dir, clip
     assert code == 1
     assert '"action": "flagged-missing"' in out
     assert hub.db["repairs"].count == 3
+
+
+def test_a_check_beside_a_sealing_recorder_leaves_its_segments_alone(hub, hub_dir):
+    """The running hub checks its vault while cameras seal (its own pass, or the owner's check
+    from the web UI): a segment being written is not a crash's leftover."""
+    import os
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from hub.vault.media import SEGMENT_TYPE
+
+    sealed: list = []
+    failures: list[BaseException] = []
+    start = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+
+    def record() -> None:
+        try:
+            for i in range(150):
+                at = start + timedelta(seconds=10 * i)
+                sealed.append(hub.vault.seal("porch", at, at + timedelta(seconds=10),
+                                             SEGMENT_TYPE, os.urandom(64 * 1024)))
+        except BaseException as err:  # handed to the test's thread
+            failures.append(err)
+
+    recorder = threading.Thread(target=record)
+    recorder.start()
+    repairs = []
+    checks = 0
+    while recorder.is_alive() or checks == 0:
+        repairs += check_vault(hub.vault, verify_hashes=False).repairs
+        checks += 1
+    recorder.join()
+    assert not failures, failures
+    assert checks > 10
+    assert [(r.action, r.path) for r in repairs] == []
+    assert sorted(s.id for s in hub.vault.segments(status="ok")) == sorted(s.id for s in sealed)
+    assert not (hub_dir / "quarantine").exists()
