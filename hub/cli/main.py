@@ -23,6 +23,7 @@ from hub.cli import (
     registry,
     requests,
     service,
+    system,
     witness,
 )
 from hub.cli.common import Parser, data_dir_locks
@@ -30,8 +31,8 @@ from hub.datadir import default_data_dir
 from hub.errors import PorchlightError, UsageError
 
 # In the order `porchlight --help` lists them.
-NOUNS = (service, demo, camera, events, join, requests, alerts, gateway, registry, agency, log,
-         witness, footage)
+NOUNS = (service, system, demo, camera, events, join, requests, alerts, gateway, registry, agency,
+         log, witness, footage)
 
 
 def build_parser() -> Parser:
