@@ -1,4 +1,4 @@
-"""`porchlight camera add|list|discover|remove`."""
+"""`porchlight camera add|list|discover|remove|set`."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = csub.add_parser("remove", help="remove a camera (its footage stays)")
     data_arg(p)
     p.add_argument("name")
+    p = csub.add_parser("set", help="turn a camera's recording or motion analysis on or off "
+                        "(a running hub follows within a second)")
+    data_arg(p)
+    p.add_argument("name")
+    p.add_argument("--recording", choices=["on", "off"],
+                   help="off: the camera stays connected (live view, analysis), nothing is kept")
+    p.add_argument("--analysis", choices=["on", "off"], help="look for motion (not off with "
+                   "mode motion)")
 
 
 def cmd_camera_add(args) -> int:
@@ -97,6 +105,23 @@ def cmd_camera_remove(args) -> int:
     return 0
 
 
+def cmd_camera_set(args) -> int:
+    from hub.cameras.admin import set_camera_switches
+    from hub.config import load_config
+    from hub.datadir import DataDir
+
+    if args.recording is None and args.analysis is None:
+        raise UsageError("say what to change: --recording on|off, --analysis on|off")
+    data = DataDir(args.data).require()
+    set_camera_switches(data, args.name,
+                        recording=None if args.recording is None else args.recording == "on",
+                        analysis=None if args.analysis is None else args.analysis == "on")
+    entry = next(c for c in load_config(data.root).cameras if c.name == args.name)
+    print(f"camera {args.name}: recording {'on' if entry.recording else 'off'}, motion analysis "
+          f"{'on' if entry.analysis else 'off'}")
+    return 0
+
+
 def cmd_camera_list(args) -> int:
     from hub.cameras.service import camera_states
     from hub.lock import running_holder
@@ -106,6 +131,7 @@ def cmd_camera_list(args) -> int:
         # States are what a running hub last saw: with no hub running, none of them holds.
         states = camera_states(hub.db) if running_holder(hub.data.root) else {}
         cameras = [{"name": c.name, "type": c.type, "mode": c.mode,
+                    "recording": c.recording, "analysis": c.analysis,
                     "state": states.get(c.name, {}).get("state", "not running"),
                     "detail": states.get(c.name, {}).get("detail", ""),
                     "since": states.get(c.name, {}).get("since")}
@@ -118,5 +144,9 @@ def cmd_camera_list(args) -> int:
         print("no cameras (add one with `porchlight camera add`)")
     else:
         for c in cameras:
-            print(f"{c['name']:<16} {c['type']:<10} {c['mode']:<11} {c['state']:<12} {c['detail']}")
+            off = [what for what, on in (("recording off", c["recording"]),
+                                         ("no analysis", c["analysis"])) if not on]
+            notes = f" ({', '.join(off)})" if off else ""
+            print(f"{c['name']:<16} {c['type']:<10} {c['mode']:<11} {c['state']:<12} "
+                  f"{c['detail']}{notes}".rstrip())
     return 0

@@ -74,7 +74,7 @@ def open_hub(args: argparse.Namespace):
 # writes holds the write lock while it works. Commands that only read take no lock.
 HUB_ALONE = {"run", "footage check"}
 WRITES = {"footage import", "footage prune", "footage check", "footage hold", "footage release",
-          "alerts post", "camera add", "camera remove", "requests approve", "requests deny",
+          "alerts post", "camera add", "camera remove", "camera set", "requests approve", "requests deny",
           "requests resume", "join", "witness enable"}
 
 
