@@ -40,11 +40,18 @@ MAX_FIELD = 512
 def cameras_data(hub) -> dict:
     """Gather the cameras with their state, and the retention settings."""
     states = camera_states(hub.db)
+    try:
+        # config.toml as it is now: recording or analysis switched by `porchlight camera set`
+        # or by Home Assistant shows at once.
+        cameras = load_config(hub.data.root).cameras
+    except PorchlightError:
+        cameras = hub.config.cameras
     return {
         "cameras": [{"name": c.name, "type": c.type, "mode": c.mode, "analysis": c.analysis,
+                     "recording": c.recording,
                      "state": states.get(c.name, {}).get("state", "not running"),
                      "detail": states.get(c.name, {}).get("detail", "")}
-                    for c in hub.config.cameras],
+                    for c in cameras],
         "retention": hub.config.retention,
     }
 
