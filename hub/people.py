@@ -114,6 +114,9 @@ class People:
             raise UsageError(f"no person named {name!r}")
         with self.db.write_lock, self.db.conn:
             self.db.execute("delete from shares where person = ?", [name])
+            # Their browsers too: a person added later under the same name must not inherit
+            # them and be notified on someone else's phone.
+            self.db.execute("delete from push_subscriptions where person = ?", [name])
             self.db.execute("delete from people where name = ?", [name])
         identity_path(self.data, name).unlink(missing_ok=True)
 

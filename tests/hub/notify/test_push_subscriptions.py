@@ -215,3 +215,21 @@ def test_a_key_made_by_another_process_first_is_the_one_kept(tmp_path, monkeypat
     monkeypatch.setattr(vapid.os, "link", the_other_process_wins)
     key = load_or_create_vapid_key(data)
     assert key.application_server_key == theirs.application_server_key
+
+
+def test_a_removed_person_takes_their_browsers_with_them(hub_dir):
+    """Someone added later under the same name must not be notified on the old person's phone."""
+    from hub.people import People
+
+    db = connect(hub_dir / "porchlight.db")
+    try:
+        people, store = People(DataDir(hub_dir), db), PushSubscriptions(db)
+        people.add("sam", "viewer", "sam-passphrase-long")
+        store.add("sam", "https://push.example.com/sams-old-phone", P256DH, AUTH)
+        store.add("owner", "https://push.example.com/owners-phone", P256DH, AUTH)
+        people.remove("sam")
+        people.add("sam", "viewer", "another-sam-passphrase")
+        assert store.of("sam") == []
+        assert [s.endpoint for s in store.of("owner")] == ["https://push.example.com/owners-phone"]
+    finally:
+        db.conn.close()
