@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
+
+from hub.errors import PorchlightError
+
+log = logging.getLogger(__name__)
+# Copies of the database taken before each upgrade, kept beside it: the newest few.
+KEEP_UPGRADE_COPIES = 3
+UPGRADE_COPY = re.compile(r"\.before-v(\d+)$")
+
+
+class SchemaError(PorchlightError):
+    """The database could not be brought up to this release's schema."""
 
 
 def _m1_vault(db: sqlite_utils.Database) -> None:
@@ -117,21 +131,94 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 def connect(path: Path) -> sqlite_utils.Database:
     """Open the database (WAL, foreign keys, a busy timeout) and bring it up to date."""
     conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    db = sqlite_utils.Database(conn)
-    # One writer at a time: camera threads, retention and the event loop share this connection.
-    db.write_lock = threading.RLock()
-    migrate(db)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = sqlite_utils.Database(conn)
+        # One writer at a time: camera threads, retention and the event loop share this connection.
+        db.write_lock = threading.RLock()
+        migrate(db, Path(path))
+    except BaseException:
+        conn.close()
+        raise
     return db
 
 
-def migrate(db: sqlite_utils.Database) -> None:
-    """Apply the migrations this database has not seen yet, each in one transaction."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+def schema_version(db: sqlite_utils.Database) -> int:
+    """Return the schema version the database is at (PRAGMA user_version)."""
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database, path: Path | None = None) -> None:
+    """Apply the migrations this database has not seen yet, each in one transaction.
+
+    A database that already holds data is first copied to `<path>.before-v<N>` (N the version
+    it is upgraded to), so an upgrade that goes wrong can be undone by hand.
+    """
+    version, latest = schema_version(db), len(MIGRATIONS)
+    if version > latest:
+        raise SchemaError(
+            f"the database is at schema version {version}, newer than this release of porchlight "
+            f"knows ({latest}): upgrade porchlight, or restore a copy taken before the upgrade "
+            f"(porchlight.db.before-v{version}, docs/backup.md)")
+    if version == latest:
+        return
+    kept = ""
+    if version > 0 and path is not None:
+        copy = keep_upgrade_copy(db, path, latest)
+        kept = f"; the copy taken before the upgrade is {copy.name}"
+        log.info("database at schema version %s, upgrading to %s; a copy of it is kept in %s",
+                 version, latest, copy.name)
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db.conn:
-            db.execute("BEGIN IMMEDIATE")
-            step(db)
-            db.execute(f"PRAGMA user_version = {number}")
+        try:
+            with db.conn:
+                db.execute("BEGIN IMMEDIATE")
+                # Another process may have upgraded it since we looked: never apply a step twice.
+                if schema_version(db) < number:
+                    step(db)
+                    db.execute(f"PRAGMA user_version = {number}")
+        except Exception as err:
+            why = (str(err).splitlines() or [""])[0] or type(err).__name__
+            raise SchemaError(
+                f"could not upgrade the database to schema version {number} ({step.__name__}: "
+                f"{why}); it is left as it was, at version {number - 1}{kept}") from err
+
+
+def keep_upgrade_copy(db: sqlite_utils.Database, path: Path, target: int) -> Path:
+    """Copy the database to `<path>.before-v<target>` and prune the older copies to a few."""
+    copy = path.with_name(f"{path.name}.before-v{target}")
+    copy_database(db.conn, copy)
+    copies = sorted((int(m.group(1)), p) for p in path.parent.glob(f"{path.name}.before-v*")
+                    if (m := UPGRADE_COPY.search(p.name)))
+    for _, old in copies[:-KEEP_UPGRADE_COPIES]:
+        old.unlink(missing_ok=True)
+    return copy
+
+
+def copy_database(source: sqlite3.Connection, target: Path) -> None:
+    """Write a consistent copy of an open database to target (mode 0600) with SQLite's backup API.
+
+    One backup step reads the whole database in one read transaction, so the copy is the
+    database as it was at one moment even while the hub writes to it (WAL lets writers go on).
+    """
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        copy = sqlite3.connect(str(partial), isolation_level=None)
+        try:
+            source.backup(copy)
+            # One self-contained file: no -wal beside the copy.
+            copy.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            copy.close()
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
