@@ -32,7 +32,7 @@ from federation.tlog.note import NoteVerifier
 from federation.tlog.witness import Answer, LogRecord, Update, add_checkpoint
 from hub.config import CONFIG_NAME, parse_config
 from hub.datadir import DataDir
-from hub.errors import UsageError
+from hub.errors import PorchlightError
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def open_witness(hub, gateway_jwk: dict) -> HubWitness:
 
     signer = load_signer(hub.data)
     if signer is None:
-        raise UsageError("[lan] witness = true but this hub has no witness key: run "
+        raise PorchlightError("[lan] witness = true but this hub has no witness key: run "
                          "`porchlight witness enable`")
     return HubWitness(signer, HubWitnessMemory(hub.db, checkpoint_verifier(gateway_jwk)),
                       hub.clock)
@@ -144,10 +144,10 @@ def open_witness(hub, gateway_jwk: dict) -> HubWitness:
 def enable_witness(hub, membership) -> str:
     """Turn on this hub's witness of its gateway's log; return its witness key."""
     if membership is None:
-        raise UsageError("this hub is not a member of a gateway: join one first (`porchlight "
+        raise PorchlightError("this hub is not a member of a gateway: join one first (`porchlight "
                          "join`), then it can witness that gateway's log")
     if not hub.config.lan.enabled:
-        raise UsageError("a hub witnesses on its LAN server: set enabled = true under [lan] in "
+        raise PorchlightError("a hub witnesses on its LAN server: set enabled = true under [lan] in "
                          "config.toml first (docs/witness.md)")
     signer = load_signer(hub.data, create=True)
     if not hub.config.lan.witness:
