@@ -617,3 +617,30 @@ def test_the_answer_s_place_in_the_log_is_shown_and_proved_again(world):
     assert int(again.group(2)) > int(again.group(4)) == int(answer_log.group(3))
     assert (shown["forged"], shown["viewer"]) == (403, 403)
     assert shown["unanswered"] == (400, f"this hub sent no answer to request {pending_id!r}")
+
+
+def test_the_requests_list_and_the_feed_update_live(browser, world):
+    maple = world["maple"]
+    with page_for(browser, maple) as page:
+        _sign_in(page, maple)
+        page.goto(maple.url + "/requests")
+        page.wait_for_load_state("networkidle")
+        # A mark on this document: still there afterwards means no reload, the list changed live.
+        page.evaluate("window.stillHere = true")
+        request_id = _ask(world, "2026-PD9-0420")
+        page.wait_for_selector(f"#inbox a[href='/requests/{request_id}']", timeout=60_000)
+        assert page.evaluate("window.stillHere") is True
+
+        page.goto(maple.url + "/neighbourhood")
+        page.wait_for_load_state("networkidle")
+        page.evaluate("window.stillHere = true")
+        # Typing a draft: the feed updates, the draft is kept.
+        page.fill("#alert-text", "a draft being typed")
+        text = f"Water main repair on Elm Street, {time.time_ns()}"
+        _porchlight("agency", "announce", "--data", world["agency"], "--gateway", world["url"],
+                    "--text", text, "--category", "safety", "--lat", str(CENTRE[0]),
+                    "--lon", str(CENTRE[1]), "--radius-m", "500")
+        page.locator("#feed", has_text=text).wait_for(timeout=60_000)
+        assert page.evaluate("window.stillHere") is True
+        assert page.input_value("#alert-text") == "a draft being typed"
+        _clean(page, maple)
