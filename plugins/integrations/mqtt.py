@@ -84,8 +84,6 @@ class HomeAssistantBridge:
         self.topics = Topics(section.discovery_prefix, section.topic_prefix,
                              node_id_for(hub_key(hub.data).kid))
         self.version = _version()
-        self.password = (section.password.resolve(hub.data.root)
-                         if section.password is not None else None)
         self.motion: dict[str, bool] = {}
         self.snapshots: dict[str, bytes] = {}
         self.queue: asyncio.Queue = asyncio.Queue(MAX_QUEUED)
@@ -149,9 +147,12 @@ class HomeAssistantBridge:
         where = f"{self.section.host}:{self.section.port}"
         while not self.stopping.is_set():
             try:
+                # Read at each attempt: an owner who fixes the password file needs no restart.
+                password = (self.section.password.resolve(self.hub.data.root)
+                            if self.section.password is not None else None)
                 async with aiomqtt.Client(
                     self.section.host, self.section.port, username=self.section.username,
-                    password=self.password, identifier=self.topics.node_id, keepalive=30,
+                    password=password, identifier=self.topics.node_id, keepalive=30,
                     timeout=10, will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1,
                                                   retain=True),
                 ) as client:
@@ -161,7 +162,7 @@ class HomeAssistantBridge:
                         log.info("mqtt: connected to %s", where)
                     backoff, failing = BACKOFF_START_S, False
                     await self._session(client)
-            except aiomqtt.MqttError as err:
+            except (aiomqtt.MqttError, ConfigError) as err:
                 if not failing:
                     # Once per failure streak; the message names no password.
                     log.warning("mqtt: broker %s: %s; retrying with backoff", where, err)

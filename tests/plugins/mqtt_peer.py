@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -25,11 +26,22 @@ def free_port() -> int:
 class Mosquitto:
     """Debian's mosquitto, listening on 127.0.0.1 only, stopped by its process id."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int | None = None,
+                 users: dict[str, str] | None = None) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.port = free_port()
+        self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        access = "allow_anonymous true\n"
+        if users:
+            passwords = workdir / "mosquitto.passwd"
+            passwords.write_text("")
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password],
+                               check=True, capture_output=True)
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
+        # Run as whoever runs the tests: started by root, mosquitto would switch to its own
+        # user, who cannot read the test's private temporary folder.
+        self.config.write_text(f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\n{access}"
                                "persistence false\nlog_dest stderr\nlog_type error\n")
         self.proc = subprocess.Popen([binary, "-c", str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -59,10 +71,12 @@ class Mosquitto:
 class Subscriber:
     """A paho-mqtt client subscribed to everything; messages kept per topic, in order."""
 
-    def __init__(self, port: int, topic: str = "#") -> None:
+    def __init__(self, port: int, topic: str = "#", auth: tuple[str, str] | None = None) -> None:
         self.messages: dict[str, list[bytes]] = defaultdict(list)
         self.cond = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber")
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()

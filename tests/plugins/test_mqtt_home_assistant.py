@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -238,3 +239,86 @@ def test_switches_turn_recording_off_and_on_when_enabled(hub_dir, broker, subscr
     assert log.count("camera yard: started") == 1
     # Stopped cleanly, the hub said `offline` itself.
     assert subscriber.latest(f"{base}/availability") == b"offline"
+
+
+class LoggedHub:
+    """A `porchlight run` whose log is read as it runs."""
+
+    def __init__(self, root) -> None:
+        self.proc = _start(root)
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+        self.drainer = threading.Thread(target=self._drain, name="hub-log", daemon=True)
+        self.drainer.start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stderr:
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+
+    def wait_for_log(self, text: str, count: int = 1) -> None:
+        with self.cond:
+            found = self.cond.wait_for(
+                lambda: sum(text in line for line in self.lines) >= count, HUB_DEADLINE_S)
+        assert found, f"no {text!r} in the hub's log: {''.join(self.lines)[-2000:]}"
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.drainer.join(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return "".join(self.lines)
+
+
+def test_a_wrong_password_and_a_broker_restart_are_retried_without_leaking_secrets(
+        hub_dir, tmp_path):
+    users = {"porchlight": "hub-secret-4711", "ha": "ha-secret-0815"}
+    first = Mosquitto(tmp_path, users=users)
+    port = first.port
+    secret = hub_dir / "secrets" / "mqtt.password"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_text("wrong-secret-1234\n")
+    base = _configure(hub_dir, port, switches=False, scenario=None)
+    config = hub_dir / "config.toml"
+    config.write_text(config.read_text().replace(
+        "[mqtt]\n", '[mqtt]\nusername = "porchlight"\npassword = { file = "secrets/mqtt.password" }\n'))
+    subscriber = Subscriber(port, auth=("ha", users["ha"]))
+    hub = LoggedHub(hub_dir)
+    second = None
+    try:
+        hub.wait_for_log(f"mqtt: broker 127.0.0.1:{port}: ")
+        assert subscriber.latest(f"{base}/availability") is None
+        # The owner fixes the password file: the next attempt reads it, no restart needed.
+        secret.write_text(users["porchlight"] + "\n")
+        subscriber.wait_for(lambda m: m.get(f"{base}/availability", [b""])[-1] == b"online",
+                            HUB_DEADLINE_S, "online with the right password")
+
+        # The broker restarts and forgets everything (no persistence): the hub connects again
+        # and announces itself afresh.
+        subscriber.close()
+        first.stop()
+        hub.wait_for_log(f"mqtt: broker 127.0.0.1:{port}: ", count=2)
+        second = Mosquitto(tmp_path, port=port, users=users)
+        subscriber = Subscriber(port, auth=("ha", users["ha"]))
+        subscriber.wait_for(lambda m: m.get(f"{base}/availability", [b""])[-1] == b"online",
+                            HUB_DEADLINE_S, "online after the broker restarted")
+        node = base.split("/")[1]
+        _check_common(_config(subscriber, "homeassistant", "binary_sensor", "yard_motion", node),
+                      base, node)
+        subscriber.wait_for(lambda m: m.get(f"{base}/camera/yard/state"), HUB_DEADLINE_S,
+                            "the camera's state again")
+    finally:
+        log = hub.stop()
+        subscriber.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+    # One line per failure streak (the wrong password, the restart), and no secret in the log.
+    assert log.count("retrying with backoff") == 2, log
+    assert f"mqtt: connected to 127.0.0.1:{port} again" in log
+    for value in (*users.values(), "wrong-secret-1234"):
+        assert value not in log
