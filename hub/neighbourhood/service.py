@@ -76,6 +76,12 @@ def hub_cell(hub) -> str:
 def join(hub, url: str, code: str, pin: str | None = None,
          registry_key: str | None = None) -> Membership:
     """Join the gateway at url with an invite code, pin its key, and store the membership."""
+    return asyncio.run(join_async(hub, url, code, pin=pin, registry_key=registry_key))
+
+
+async def join_async(hub, url: str, code: str, pin: str | None = None,
+                     registry_key: str | None = None) -> Membership:
+    """Join as `join` does, from a running event loop (the web UI); nothing is stored on failure."""
     from federation.keys import parse_pin
 
     authority = parse_pin(registry_key) if registry_key else None
@@ -83,7 +89,7 @@ def join(hub, url: str, code: str, pin: str | None = None,
         raise PorchlightError("this hub is already a member of a gateway "
                               f"({load_membership(hub.data).url}); leave it first")
     try:
-        membership = asyncio.run(join_gateway(url, code, hub_key(hub.data), hub_cell(hub), pin=pin))
+        membership = await join_gateway(url, code, hub_key(hub.data), hub_cell(hub), pin=pin)
     except FederationError as err:
         raise PorchlightError(f"could not join {url}: {err.message}") from err
     write_private(membership_path(hub.data), json.dumps(membership.to_dict(), indent=2).encode())
@@ -172,10 +178,6 @@ class NeighbourhoodService:
         self.gateway_state = "not a member"
 
     async def __aenter__(self) -> NeighbourhoodService:
-        if self.membership is not None:
-            self.client = GatewayClient.for_membership(self.membership, self.key)
-            self.tasks.append(asyncio.create_task(self._consume(), name="gateway-stream"))
-            self.tasks.append(asyncio.create_task(self._fetch_photos(), name="gateway-photos"))
         if self.hub.config.lan.enabled:
             from hub.neighbourhood.lan import LanService
 
@@ -184,12 +186,31 @@ class NeighbourhoodService:
                                   list(self.hub.config.lan.interfaces), self.replay)
             self._open_witness()
             await self.lan.__aenter__()
-            if self.client is not None:
-                self.lan.checkpoint = lambda: self._state("last_checkpoint")
-                self.tasks.append(asyncio.create_task(self._gossip(), name="lan-gossip"))
-        if self.client is not None or self.lan is not None:
-            self.tasks.append(asyncio.create_task(self._deliver(), name="outbox"))
+        if self.membership is not None:
+            self._start_gateway()
+        self._start_delivery()
         return self
+
+    def attach(self, membership: Membership) -> None:
+        """Start consuming a gateway the hub has just joined (the web UI's join), no restart."""
+        if self.client is not None:
+            raise PorchlightError("this hub already follows a gateway")
+        self.membership = membership
+        self._start_gateway()
+        self._start_delivery()
+
+    def _start_gateway(self) -> None:
+        self.client = GatewayClient.for_membership(self.membership, self.key)
+        self.tasks.append(asyncio.create_task(self._consume(), name="gateway-stream"))
+        self.tasks.append(asyncio.create_task(self._fetch_photos(), name="gateway-photos"))
+        if self.lan is not None:
+            self.lan.checkpoint = lambda: self._state("last_checkpoint")
+            self.tasks.append(asyncio.create_task(self._gossip(), name="lan-gossip"))
+
+    def _start_delivery(self) -> None:
+        running = any(t.get_name() == "outbox" and not t.done() for t in self.tasks)
+        if not running and (self.client is not None or self.lan is not None):
+            self.tasks.append(asyncio.create_task(self._deliver(), name="outbox"))
 
     def _open_witness(self) -> None:
         """Witness the gateway's log on the LAN server when the owner turned it on."""

@@ -1,4 +1,5 @@
-"""Neighbourhood: the alert feed, posting an alert (owners), and the hub's gateway and LAN neighbours.
+"""Neighbourhood: the alert feed, posting an alert (owners), the hub's gateway and LAN
+neighbours, and joining a gateway with an invite code (owners; the running hub follows it at once).
 
 Posting goes in two steps so that nothing leaves before the owner has seen it: the photo (or
 a motion event's snapshot and clip) is prepared in memory exactly as `porchlight alerts post`
@@ -11,13 +12,17 @@ memory for the session that made them, a few at a time, and expire.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from federation.errors import FederationError
+from federation.keys import parse_pin
 from federation.member.client import alert_id
 from federation.schemas import ALERT_CATEGORIES, MAX_TEXT
 from hub.cameras.events import list_events
@@ -31,10 +36,11 @@ from hub.neighbourhood.attachments import (
     remove_attachments,
     store_attachments,
 )
-from hub.neighbourhood.service import alert_channels, load_membership, queue_alert
+from hub.neighbourhood.service import alert_channels, join_async, load_membership, queue_alert
 from hub.timeutil import utcnow
-from hub.web.ui import HUB, UPLOADS, owner_only, render, session_of
+from hub.web.ui import HUB, UPLOADS, owner_only, read_form, render, session_of
 
+log = logging.getLogger(__name__)
 DRAFT_TTL_S = 15 * 60.0
 MAX_DRAFTS_PER_SESSION = 3
 MAX_FIELD_BYTES = 8 * 1024
@@ -42,6 +48,11 @@ MAX_FIELD_BYTES = 8 * 1024
 UPLOAD_LIMIT = MAX_PHOTO_BYTES + 64 * 1024
 PREVIEW_PATH = "/neighbourhood/preview"
 DRAFTS = web.AppKey("alert_drafts", dict)
+# One join at a time: a double click must not spend two invite codes.
+JOINING = web.AppKey("joining", asyncio.Lock)
+JOIN_FIELDS = {"url": 2048, "code": 512, "gateway_key": 256, "registry_key": 256}
+JOIN_LABELS = {"url": "gateway URL", "code": "invite code", "gateway_key": "gateway key",
+               "registry_key": "registry authority key"}
 
 
 @dataclass
@@ -105,11 +116,13 @@ def feed_data(hub, session) -> dict:
 
 
 async def _page(request: web.Request, status: int = 200, error: str | None = None,
-                form: dict | None = None) -> web.Response:
+                form: dict | None = None, join_form: dict | None = None) -> web.Response:
     hub = request.app[HUB]
     data = await asyncio.to_thread(feed_data, hub, session_of(request))
-    return render(request, "neighbourhood.html", status=status, error=error,
-                  form=form or {"category": "suspicious", "text": "", "blur": "yes"}, **data)
+    notice = "Joined the gateway." if request.query.get("joined") and data["gateway"] else None
+    return render(request, "neighbourhood.html", status=status, error=error, notice=notice,
+                  form=form or {"category": "suspicious", "text": "", "blur": "yes"},
+                  join_form=join_form or {}, join_limits=JOIN_FIELDS, **data)
 
 
 async def neighbourhood(request: web.Request) -> web.Response:
@@ -258,9 +271,49 @@ async def discard_draft(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/neighbourhood")
 
 
+@owner_only
+async def join_gateway(request: web.Request) -> web.Response:
+    """Join a gateway with an invite code (`porchlight join`) and start following it at once."""
+    hub = request.app[HUB]
+    form = await read_form(request)
+    fields = {name: form.get(name, "").strip()[:limit] for name, limit in JOIN_FIELDS.items()}
+    shown = {name: value for name, value in fields.items() if name != "code"}
+
+    async def refuse(message: str) -> web.Response:
+        return await _page(request, status=400, error=message, join_form=shown)
+
+    url, code = fields["url"], fields["code"]
+    for name, limit in JOIN_FIELDS.items():
+        if len(form.get(name, "").strip()) > limit:
+            return await refuse(f"The {JOIN_LABELS[name]} is longer than {limit} characters.")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        return await refuse("Give the gateway's URL, starting with https:// (or http://).")
+    if not code:
+        return await refuse("Give the invite code the gateway's operator sent you.")
+    async with request.app[JOINING]:
+        try:
+            for name in ("gateway_key", "registry_key"):
+                if fields[name]:
+                    try:
+                        parse_pin(fields[name])
+                    except FederationError as err:
+                        raise PorchlightError(f"{JOIN_LABELS[name]}: {err.message}") from None
+            membership = await join_async(hub, url, code, pin=fields["gateway_key"] or None,
+                                          registry_key=fields["registry_key"] or None)
+        except (PorchlightError, FederationError) as err:
+            return await refuse(str(err))
+        service = getattr(hub, "neighbourhood", None)
+        if service is not None:
+            service.attach(membership)
+    log.info("web: joined gateway %s at %s", membership.gateway_name, membership.url)
+    raise web.HTTPSeeOther("/neighbourhood?joined=1#neighbours-h")
+
+
 def setup(app: web.Application) -> None:
     """Add the neighbourhood pages."""
     app[DRAFTS] = {}
+    app[JOINING] = asyncio.Lock()
+    app.router.add_post("/neighbourhood/join", join_gateway)
     app[UPLOADS][PREVIEW_PATH] = UPLOAD_LIMIT
     app.router.add_get("/neighbourhood", neighbourhood)
     app.router.add_get("/neighbourhood/attachments/{sha256}", attachment)
