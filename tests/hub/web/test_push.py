@@ -178,6 +178,65 @@ def test_a_real_motion_event_reaches_the_browser_subscribed_in_the_web_ui(tmp_pa
     assert push.refused == []
 
 
+def test_an_agency_request_reaches_the_owners_browser_with_its_link_and_no_location(
+        tmp_path, push, clip25):
+    """A real agency request, signed by an agency of a real registry and routed by a real
+    gateway to a real `porchlight run`, pushed to the browser its owner subscribed."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.hub.neighbourhood.test_neighbourhood import Running, _porchlight
+
+    authority, agency, gw = tmp_path / "authority", tmp_path / "agency", tmp_path / "gateway"
+    out = _porchlight("registry", "init", "--data", authority, "--name", "Elm Street Oversight")
+    authority_fp = out.stdout.strip().rsplit(": ", 1)[1]
+    _porchlight("agency", "init", "--data", agency, "--name", "Metro Police, Precinct 9")
+    _porchlight("registry", "add", "--data", authority, "--card", agency / "agency.json",
+                "--jurisdiction", "51.5008,-0.1243,8000", "--since", "2025-03-01",
+                "--contact", "precinct9@example.org")
+    _porchlight("gateway", "init", "--data", gw, "--name", "Elm Street",
+                "--registry-key", authority_fp)
+    gateway = Running("gateway", "run", "--data", gw, "--listen", "127.0.0.1:0")
+    hub = None
+    try:
+        url = gateway.ready.split(" on ", 1)[1].split(" as ")[0]
+        _porchlight("registry", "publish", "--data", authority, "--gateway", url)
+        hub = WebHub(tmp_path / "maple", cameras=(), config=WEBPUSH)
+        # Footage in the window: a hub with none drops the request as not its business.
+        start = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+        _porchlight("footage", "import", "--data", hub.root, "--camera", "porch", "--start",
+                    (start + timedelta(minutes=10)).isoformat(), clip25)
+        code = _porchlight("gateway", "invite", "--data", gw).stdout.strip()
+        _porchlight("join", "--data", hub.root, url, code, "--registry-key", authority_fp)
+        hub.start()
+        push.vapid_public_key = load_or_create_vapid_key(DataDir(hub.root)).application_server_key
+
+        async def subscribe() -> None:
+            async with hub.client() as owner:
+                assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+                token = await csrf_of(owner, "/settings/push")
+                assert (await post(owner, push.subscribe("phone"), token)).status == 201
+
+        run_async(subscribe())
+        out = _porchlight("agency", "request", "--data", agency, "--gateway", url,
+                          "--case", "24-1187", "--reason", "Package theft on Elm Street",
+                          "--from", start.isoformat(),
+                          "--to", (start + timedelta(minutes=45)).isoformat(),
+                          "--lat", "51.5008", "--lon", "-0.1243", "--radius-m", "300")
+        request_id = out.stdout.strip().splitlines()[-1]
+        [payload] = push.wait_for("phone", 1, timeout=120.0)
+    finally:
+        if hub is not None:
+            hub.stop()
+        gateway.stop()
+    assert payload == {
+        "title": "Footage request from Metro Police, Precinct 9",
+        "body": "Metro Police, Precinct 9 asks for footage (case 24-1187); approve or deny it",
+        "link": f"/requests/{request_id}"}
+    # Neither the request's circle nor the hub's own place (conftest's 51.5007,-0.1246).
+    assert "51.50" not in json.dumps(payload) and "0.124" not in json.dumps(payload)
+    assert push.refused == []
+
+
 def test_the_button_the_worker_and_the_notification_in_chromium(browser, tmp_path, push):
     hub = WebHub(tmp_path / "elm", cameras=(), config=WEBPUSH).start("--http")
     try:
