@@ -25,7 +25,8 @@ PROMPT_ATTEMPTS = 3
 
 
 def read_passphrase(
-    file: Path | None, *, confirm: bool = False, check: Callable[[str], None] | None = None
+    file: Path | None, *, confirm: bool = False, check: Callable[[str], None] | None = None,
+    prompt: str = "Household passphrase",
 ) -> str:
     """Read the owner's passphrase from --passphrase-file, PORCHLIGHT_PASSPHRASE, or a prompt.
 
@@ -41,7 +42,7 @@ def read_passphrase(
     elif os.environ.get(ENV_PASSPHRASE):
         value = os.environ[ENV_PASSPHRASE]
     elif sys.stdin.isatty():
-        return _ask(confirm, check)
+        return _ask(confirm, check, prompt)
     else:
         raise PassphraseError(
             "a passphrase is needed: use --passphrase-file FILE, set PORCHLIGHT_PASSPHRASE, "
@@ -58,10 +59,10 @@ def _accept(value: str, check: Callable[[str], None] | None) -> None:
         check(value)
 
 
-def _ask(confirm: bool, check: Callable[[str], None] | None) -> str:
+def _ask(confirm: bool, check: Callable[[str], None] | None, prompt: str) -> str:
     """Prompt until a passphrase is accepted, at most PROMPT_ATTEMPTS times."""
     for attempt in range(1, PROMPT_ATTEMPTS + 1):
-        value = getpass.getpass("Household passphrase: ")
+        value = getpass.getpass(f"{prompt}: ")
         try:
             # Check first: confirming a passphrase that is then refused wastes the typing.
             _accept(value, check)

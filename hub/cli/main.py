@@ -13,6 +13,7 @@ from federation.errors import FederationError
 from hub.cli import (
     agency,
     alerts,
+    backup,
     camera,
     demo,
     events,
@@ -32,7 +33,7 @@ from hub.errors import PorchlightError, UsageError
 
 # In the order `porchlight --help` lists them.
 NOUNS = (service, system, demo, camera, events, join, requests, alerts, gateway, registry, agency,
-         log, witness, footage)
+         log, witness, footage, backup)
 
 
 def build_parser() -> Parser:
