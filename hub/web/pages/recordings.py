@@ -167,11 +167,12 @@ async def hold(request: web.Request) -> web.Response:
     check_camera(request, camera)
     form = await read_form(request)
     day = parse_day_field(form.get("day", ""))
+    # Shown back in the form, capped; checked whole, so an error gives the real length.
     fields = {"from": form.get("from", "")[:16], "to": form.get("to", "")[:16],
               "label": form.get("label", "")[:MAX_LABEL * 4]}
     hub = request.app[HUB]
     try:
-        label = check_label(fields["label"])
+        label = check_label(form.get("label", ""))
         start = day.at(fields["from"], "from")
         end = day.at(fields["to"], "to")
         count = await asyncio.to_thread(hold_range, hub.vault, camera, start, end, label)
@@ -189,7 +190,9 @@ async def release(request: web.Request) -> web.Response:
     form = await read_form(request)
     hub = request.app[HUB]
     back = form.get("back", "")
-    if not back.startswith("/recordings") or "//" in back:
+    # Only a page of this UI: never another host, nor anything that could split a header.
+    if (not back.startswith("/recordings") or "//" in back or len(back) > 256
+            or any(ord(c) < 32 or ord(c) == 127 for c in back)):
         back = "/recordings"
     try:
         count = await asyncio.to_thread(release_label, hub.vault, form.get("label", ""))
