@@ -14,7 +14,8 @@ A push that fails any check is refused with 400 or 401 and kept in `refused`.
 
 `answer(name, *statuses)` makes the next pushes to one subscription fail with those statuses
 (410 for an expired subscription, 500 for a broken service), `fail_until_released` until the
-test says; every push is counted in `hits`.
+test says, and `hang_until_released` answers nothing until then (then 503); every push is
+counted in `hits`.
 The service runs its own event loop in a thread, so sync and async tests both use it.
 """
 
@@ -62,6 +63,7 @@ class Browser:
     hits: int = 0
     statuses: list[int] = field(default_factory=list)
     failing: tuple[int, threading.Event] | None = None
+    hanging: threading.Event | None = None
 
     def subscription(self) -> dict:
         """Return the PushSubscription JSON a browser posts to the application server."""
@@ -101,6 +103,12 @@ class PushService:
         """Answer every push to this subscription with `status` until the event is set."""
         released = threading.Event()
         self.browsers[name].failing = (status, released)
+        return released
+
+    def hang_until_released(self, name: str) -> threading.Event:
+        """Answer no push to this subscription until the event is set (a stalled service)."""
+        released = threading.Event()
+        self.browsers[name].hanging = released
         return released
 
     def wait_for(self, name: str, count: int, timeout: float = 60.0) -> list[dict]:
@@ -145,6 +153,9 @@ class PushService:
             why = self._check_headers(request)
         if why is not None:
             return self._refuse(401 if why.startswith("vapid") else 400, why)
+        if browser.hanging is not None and not browser.hanging.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, browser.hanging.wait, 60.0)
+            return web.Response(status=503, text="stalled")
         if browser.failing is not None and not browser.failing[1].is_set():
             return web.Response(status=browser.failing[0], text="told to fail")
         if browser.statuses:

@@ -34,6 +34,9 @@ MAX_BODY = 1000
 URGENT = frozenset({"request", "alert", "fork"})
 # Notifications whose retries must skip the browsers that already got them.
 REMEMBERED = 64
+# One push service's answer; under the dispatcher's timeout for a whole send ([notify]
+# timeout_s, 15 s), so a slow service fails on its own and the others' answers count.
+PUSH_TIMEOUT_S = 10.0
 
 
 class WebPushSettings(BaseModel):
@@ -81,18 +84,15 @@ class WebPushNotifier:
             self.session = aiohttp.ClientSession()
         data = payload_of(n)
         headers = {"Urgency": "high" if n.trigger in URGENT else "normal"}
-        outcomes = await asyncio.gather(*(self._push(s, data, headers) for s in todo))
-        failures = []
-        for subscription, outcome in zip(todo, outcomes, strict=True):
-            if outcome is None:
-                delivered.add(subscription.endpoint)
-            else:
-                failures.append(outcome)
+        outcomes = await asyncio.gather(*(self._push(s, data, headers, delivered)
+                                          for s in todo))
+        failures = [outcome for outcome in outcomes if outcome is not None]
         if failures:
             raise NotifyError(f"{len(failures)} of {len(todo)} push services refused or failed "
                               f"({'; '.join(sorted(set(failures)))})")
 
-    async def _push(self, subscription: Subscription, data: bytes, headers: dict) -> str | None:
+    async def _push(self, subscription: Subscription, data: bytes, headers: dict,
+                    delivered: set[str]) -> str | None:
         """Push to one browser; return None when it took it (or is gone), else why not."""
         try:
             await webpush_async(subscription.subscription_info(), data=data,
@@ -100,7 +100,7 @@ class WebPushNotifier:
                                 vapid_claims={"sub": self.settings.contact},
                                 ttl=self.settings.ttl_s, headers=headers,
                                 aiohttp_session=self.session,
-                                timeout=aiohttp.ClientTimeout(total=30))
+                                timeout=aiohttp.ClientTimeout(total=PUSH_TIMEOUT_S))
         except WebPushException as err:
             status = err.status_code
             if status in (404, 410):
@@ -108,10 +108,14 @@ class WebPushNotifier:
                 await asyncio.to_thread(self.subscriptions.drop_endpoint, subscription.endpoint)
                 log.info("notifier %s: a browser of %s unsubscribed (%s at %s); forgotten",
                          self.name, self.person, status, subscription.service)
+                delivered.add(subscription.endpoint)
                 return None
             return f"{subscription.service}: HTTP {status}"
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             return f"{subscription.service}: {type(err).__name__}"
+        # Noted at once, not after the others answer: if the dispatcher's timeout cancels
+        # this send, its retry still skips the browsers that already took it.
+        delivered.add(subscription.endpoint)
         return None
 
     def _remember(self, n: Notification) -> set[str]:

@@ -138,6 +138,29 @@ async def test_a_500_is_retried_without_blocking_other_targets_or_resending(hub,
     assert push.browsers["sam-phone"].hits == 1
 
 
+async def test_a_stalled_push_service_times_out_and_only_it_is_tried_again(hub_dir):
+    """The dispatcher's timeout cancels a send stuck on one browser's push service; the retry
+    goes to that browser only, not again to the one that took it before the timeout."""
+    config = hub_dir / "config.toml"
+    config.write_text(config.read_text() + CONFIG.replace("timeout_s = 20", "timeout_s = 1"))
+    hub = Hub(hub_dir)
+    with PushService(load_or_create_vapid_key(hub.data).application_server_key) as push:
+        subscribe(hub, push, "owner", "phone")
+        subscribe(hub, push, "owner", "tablet")
+        released = push.hang_until_released("tablet")
+        try:
+            async with NotifyService(hub):
+                hub.emit(ALERT)
+                await wait(push, "phone", 1)
+                await asyncio.to_thread(push.wait_for_hits, "tablet", 3)
+                released.set()
+                await wait(push, "tablet", 1)
+        finally:
+            released.set()
+            hub.close()
+        assert push.browsers["phone"].hits == 1
+
+
 async def test_a_push_service_that_is_down_raises_for_the_retry(hub, push):
     subscribe(hub, push, "owner", "phone")
     notifier = WebPushNotifier(hub, {"type": "webpush", "name": "owner-browsers",
