@@ -23,7 +23,7 @@ from hub.cameras.admin import remove_camera
 from hub.datadir import DataDir
 from hub.household import hub_key
 from plugins.integrations.homeassistant import node_id_for
-from tests.plugins.mqtt_peer import Mosquitto, Subscriber
+from tests.plugins.mqtt_peer import Mosquitto, Subscriber, free_port
 
 HUB_DEADLINE_S = 60.0
 MOTION_DEADLINE_S = 120.0  # the first walker is over about 11 s after the camera starts
@@ -346,3 +346,18 @@ def test_a_wrong_password_and_a_broker_restart_are_retried_without_leaking_secre
     assert f"mqtt: connected to 127.0.0.1:{port} again" in log
     for value in (*users.values(), "wrong-secret-1234"):
         assert value not in log
+
+
+def test_a_broker_that_is_down_never_holds_the_hub_back(hub_dir):
+    port = free_port()  # nothing listens there
+    _configure(hub_dir, port, switches=False, scenario=None)
+    hub = LoggedHub(hub_dir)  # `listening on` printed: the web UI serves without the broker
+    try:
+        hub.wait_for_log(f"mqtt: broker 127.0.0.1:{port}: ")
+        _wait_segments(hub_dir, 2, datetime.now(UTC), "segments with the broker down")
+    finally:
+        log = hub.stop()
+    assert hub.proc.returncode == 0
+    assert log.count("retrying with backoff") == 1
+    # Within the hub's shutdown timeout: nothing waits for a broker that is not there.
+    assert "services did not stop" not in log
