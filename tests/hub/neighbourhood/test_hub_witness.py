@@ -13,6 +13,7 @@ import socket
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 from federation.keys import load_private_key
@@ -61,7 +62,7 @@ def _post(url: str, body: str) -> tuple[int, str, str]:
     try:
         with urlopen(request, timeout=10) as reply:
             return reply.status, reply.read().decode(), reply.headers.get_content_type()
-    except OSError as err:  # HTTPError: an answer with a status
+    except HTTPError as err:  # an answer with a status other than 2xx
         return err.code, err.read().decode(), err.headers.get_content_type()
 
 
