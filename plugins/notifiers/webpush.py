@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections import OrderedDict
 
 import aiohttp
@@ -71,7 +72,7 @@ class WebPushNotifier:
         except VapidException as err:
             raise ValueError("contact must be a mailto: address or an https:// URL") from err
         self.session: aiohttp.ClientSession | None = None
-        self._delivered: OrderedDict[int, tuple[Notification, set[str]]] = OrderedDict()
+        self._delivered: OrderedDict[int, tuple[weakref.ref, set[str]]] = OrderedDict()
 
     async def send(self, n: Notification) -> None:
         """Push the notification to each of the person's browsers that has not had it yet."""
@@ -121,11 +122,13 @@ class WebPushNotifier:
     def _remember(self, n: Notification) -> set[str]:
         # Keyed by identity: the dispatcher retries with the very same object, and two equal
         # notifications (the same motion twice) are two notifications.
+        # A weak reference: a notification's snapshot bytes are not kept alive here, and an id
+        # reused after it is gone finds a dead reference.
         entry = self._delivered.get(id(n))
-        if entry is not None and entry[0] is n:
+        if entry is not None and entry[0]() is n:
             self._delivered.move_to_end(id(n))
             return entry[1]
-        self._delivered[id(n)] = (n, set())
+        self._delivered[id(n)] = (weakref.ref(n), set())
         while len(self._delivered) > REMEMBERED:
             self._delivered.popitem(last=False)
         return self._delivered[id(n)][1]
