@@ -91,6 +91,9 @@ RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
+# No memory both writable and executable (tested: the hub records, analyses, redacts faces,
+# serves HTTPS and speaks mDNS under the kernel's PR_SET_MDWE, which enforces the same).
+MemoryDenyWriteExecute=yes
 RemoveIPC=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service

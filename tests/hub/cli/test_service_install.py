@@ -45,6 +45,7 @@ HARDENING = {
     "RestrictRealtime": ["yes"],
     "RestrictSUIDSGID": ["yes"],
     "LockPersonality": ["yes"],
+    "MemoryDenyWriteExecute": ["yes"],
     "RemoveIPC": ["yes"],
     "SystemCallArchitectures": ["native"],
     "SystemCallFilter": ["@system-service", "~@privileged @resources"],
