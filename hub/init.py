@@ -42,10 +42,16 @@ def create_hub(
     parse_config(config_text)  # what we write must be what we accept
     # Build the hub beside its destination and rename it into place, so an interrupted init
     # never leaves a half-made hub behind.
-    root.parent.mkdir(parents=True, exist_ok=True)
     staging = root.parent / f".{root.name}.init-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(mode=0o700)
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+    except OSError as err:
+        # The hub is staged beside its place: a folder that cannot hold it (a file, a read-only
+        # or foreign folder, the root of a container) stops here, before anything is written.
+        raise DataDirError(f"cannot create a hub in {root}: {root.parent} is not a folder this "
+                           f"user can write in ({err.strerror})") from None
     try:
         data = DataDir(staging)
         (staging / "keys").mkdir(mode=0o700)

@@ -68,6 +68,20 @@ def test_init_refuses_a_non_empty_dir(tmp_path, cli, passfile):
     assert [p.name for p in foreign.iterdir()] == ["cat.jpg"]
 
 
+def test_init_where_no_folder_can_be_made_is_one_line(tmp_path, cli, passfile):
+    """A hub is staged beside its place; a parent that is not a writable folder is one line."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+
+    code, out, err = cli("init", "--data", blocker / "hub", "--passphrase-file", passfile)
+
+    assert (code, out) == (1, "")
+    assert err == (f"porchlight: error: cannot create a hub in {blocker / 'hub'}: {blocker} is "
+                   "not a folder this user can write in (File exists)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "passphrase.txt"]
+    assert blocker.read_text() == "x"
+
+
 def test_bad_location(tmp_path, cli, passfile):
     code, _, err = cli("init", "--data", tmp_path / "n", "--location", "north",
                        "--passphrase-file", passfile)
