@@ -8,6 +8,7 @@ its last will; switches act only when the owner enabled them.
 from __future__ import annotations
 
 import json
+import select
 import signal
 import sqlite3
 import subprocess
@@ -64,6 +65,11 @@ def _start(root) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "run", "--data", str(root), "--listen",
          "127.0.0.1:0", "--http"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], HUB_DEADLINE_S)
+    if not ready:
+        proc.kill()
+        _stop(proc)
+        raise AssertionError("the hub did not start serving")
     assert "listening on" in proc.stdout.readline()
     return proc
 
