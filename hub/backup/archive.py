@@ -77,9 +77,14 @@ class _Counting:
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.written = 0
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
-        self.out.write(data)
+        try:
+            self.out.write(data)
+        except OSError as err:
+            self.error = err  # pyrage reports it only as text: keep it, to say what happened
+            raise
         self.written += len(data)
         return len(data)
 

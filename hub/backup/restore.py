@@ -57,7 +57,9 @@ class RestoreSummary:
 def check_empty(root: Path) -> None:
     """Refuse a target that exists and is not an empty directory."""
     root = Path(root)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+    if root.exists() and not root.is_dir():
+        raise DataDirError(f"{root} is not a directory: restore into a new or empty directory")
+    if root.exists() and any(root.iterdir()):
         raise DataDirError(f"{root} is not empty: restore into a new or empty directory")
 
 

@@ -82,20 +82,24 @@ def take_backup(root: Path, out: Path, *, with_footage: bool, passphrase: str | 
         recipients = [identity.to_public()]
     _remove_stale_snapshots(data.root)
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            writer = ArchiveWriter(handle, sealed, key)
-            files, segments = _encrypt(writer.data, recipients, data, sealed, with_footage,
-                                       progress)
-            size = writer.finish()
-            handle.flush()
-            os.fsync(handle.fileno())
-        # A link, not a rename: it fails rather than replace a file made meanwhile.
-        os.link(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
-    _fsync_dir(out.parent)
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                writer = ArchiveWriter(handle, sealed, key)
+                files, segments = _encrypt(writer.data, recipients, data, sealed, with_footage,
+                                           progress)
+                size = writer.finish()
+                handle.flush()
+                os.fsync(handle.fileno())
+            # A link, not a rename: it fails rather than replace a file made meanwhile.
+            os.link(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
+        _fsync_dir(out.parent)
+    except OSError as err:
+        raise BackupError(f"could not write the backup {out}: {err.strerror or err}; no backup "
+                          "was written") from err
     return BackupSummary(out, sealed, files, segments, size)
 
 
@@ -119,16 +123,21 @@ def _encrypt(sink, recipients, data: DataDir, sealed: str, with_footage: bool,
             counts = _write_tar(pipe, data, sealed, with_footage, progress)
     except BrokenPipeError:
         thread.join()
-        raise BackupError(f"could not encrypt the backup: {_why(failed)}") from None
+        _raise_failure(failed, sink)
+        raise
     finally:
         thread.join()
-    if failed:
-        raise BackupError(f"could not encrypt the backup: {_why(failed)}")
+    _raise_failure(failed, sink)
     return counts
 
 
-def _why(failed: list[BaseException]) -> str:
-    return str(failed[0]) if failed else "the encryption stopped"
+def _raise_failure(failed: list[BaseException], sink) -> None:
+    """Raise what stopped the age thread (writing the file, mostly) as the backup's failure."""
+    if not failed:
+        return
+    if sink.error is not None:
+        raise sink.error  # turned into "could not write the backup" by take_backup
+    raise BackupError(f"could not encrypt the backup: {failed[0]}") from failed[0]
 
 
 def _write_tar(pipe: BinaryIO, data: DataDir, sealed: str, with_footage: bool,
@@ -266,6 +275,8 @@ def _forget_segments(database: Path, vanished: list[str] | None) -> None:
 
 def _snapshot(path: Path) -> Path:
     """Copy a live SQLite database beside itself with the backup API; return the copy."""
+    if not path.is_file():
+        raise BackupError(f"the hub has no database at {path}; nothing to back up")
     target = path.with_name(f"{path.name}.backup-{os.getpid()}")
     # Read-write, though it only reads: the last connection to a WAL database to close removes
     # its -wal and -shm files, and a read-only one cannot, leaving them behind.
@@ -280,8 +291,11 @@ def _snapshot(path: Path) -> Path:
 
 
 def _is_sqlite(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except FileNotFoundError:
+        return False  # gone since the walk: skipped when it is copied
 
 
 def _add_dir(tar: tarfile.TarFile, path: Path, relative: str, digest: Digest) -> None:

@@ -334,3 +334,24 @@ def test_the_age_and_tar_tools_open_a_backup_by_hand(backup_file, recorded, pass
     assert (unpacked / "data" / "config.toml").read_bytes() == (recorded / "config.toml").read_bytes()
     assert len(list((unpacked / "data" / "vault").rglob("*.age"))) == 3
     assert (unpacked / "manifest.json").is_file()
+
+
+def test_a_backup_that_cannot_be_written_whole_leaves_no_file(recorded, tmp_path):
+    """A disk that fills up (here: a file size limit) stops the backup with one line, and no
+    backup, partial file or database copy is left anywhere."""
+    out = tmp_path / "full" / "hub.backup"
+    out.parent.mkdir()
+    before = sorted(p.relative_to(recorded).as_posix() for p in recorded.rglob("*"))
+    script = ("import resource, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write fails with EFBIG instead\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))\n"
+              "from hub.cli.main import main\n"
+              f"sys.exit(main(['backup', '--data', {str(recorded)!r}, '--out', {str(out)!r}, "
+              "'--with-footage']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"porchlight: error: could not write the backup {out}: File too "
+                           "large; no backup was written\n")
+    assert list(out.parent.iterdir()) == []
+    assert sorted(p.relative_to(recorded).as_posix() for p in recorded.rglob("*")) == before
