@@ -355,3 +355,40 @@ def test_a_backup_that_cannot_be_written_whole_leaves_no_file(recorded, tmp_path
                            "large; no backup was written\n")
     assert list(out.parent.iterdir()) == []
     assert sorted(p.relative_to(recorded).as_posix() for p in recorded.rglob("*")) == before
+
+
+def test_backup_and_restore_ask_their_passphrases_at_a_terminal(recorded, backup_file, tmp_path):
+    import pexpect
+
+    from tests.conftest import PASSPHRASE
+
+    env = {k: v for k, v in os.environ.items() if k != "PORCHLIGHT_PASSPHRASE"}
+
+    def spawn(*args) -> pexpect.spawn:
+        return pexpect.spawn(sys.executable, ["-m", "hub.cli", *map(str, args)], env=env,
+                             encoding="utf-8", timeout=120)
+
+    target = tmp_path / "restored"
+    child = spawn("restore", backup_file, "--data", target)
+    child.expect_exact("Household passphrase (of when the backup was taken): ")
+    child.sendline("not the household passphrase")
+    child.expect_exact("Household passphrase (of when the backup was taken): ")
+    assert ("wrong passphrase for this backup (it opens with the household passphrase of when "
+            "it was taken); try again (2 tries left)") in child.before
+    assert not target.exists()  # nothing is written while the passphrase is asked
+    child.sendline(PASSPHRASE)
+    child.expect_exact(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert (target / "keys" / "hub-ed25519.pem").is_file()
+
+    out = tmp_path / "own.backup"
+    child = spawn("backup", "--data", recorded, "--out", out, "--passphrase")
+    child.expect_exact("Backup passphrase: ")
+    child.sendline(OTHER)
+    child.expect_exact("Repeat the passphrase: ")
+    child.sendline(OTHER)
+    child.expect_exact(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert open_archive(out).sealed == "passphrase"
