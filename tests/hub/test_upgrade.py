@@ -132,3 +132,24 @@ def test_copies_before_upgrades_are_pruned_to_the_newest_few(old_hub, cli, monke
 def test_a_new_hub_takes_no_copy(hub_dir):
     assert not list(hub_dir.glob("porchlight.db.before-v*"))
     assert _version(hub_dir / "porchlight.db") == len(MIGRATIONS)
+
+
+def test_run_upgrades_on_start_and_says_so_in_its_log(old_hub):
+    import signal
+    import subprocess
+    import sys
+
+    hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--http", "--data", old_hub,
+                            "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening on" in hub.stdout.readline()
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(timeout=60) == 0
+    log = hub.stderr.read()
+    latest = len(MIGRATIONS)
+    assert (f"INFO hub.db: database at schema version {FIXTURE_VERSION}, upgrading to {latest}; "
+            f"a copy of it is kept in porchlight.db.before-v{latest}") in log
+    assert "Traceback" not in log
+    assert _version(old_hub / "porchlight.db") == latest
