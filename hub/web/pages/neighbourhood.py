@@ -286,6 +286,11 @@ async def join_gateway(request: web.Request) -> web.Response:
     for name, limit in JOIN_FIELDS.items():
         if len(form.get(name, "").strip()) > limit:
             return await refuse(f"The {JOIN_LABELS[name]} is longer than {limit} characters.")
+    if not url and hub.config.lan.enabled:
+        try:
+            url = gateway_on_the_lan(hub)
+        except PorchlightError as err:
+            return await refuse(str(err))
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         return await refuse("Give the gateway's URL, starting with https:// (or http://).")
     if not code:
@@ -307,6 +312,19 @@ async def join_gateway(request: web.Request) -> web.Response:
             service.attach(membership)
     log.info("web: joined gateway %s at %s", membership.gateway_name, membership.url)
     raise web.HTTPSeeOther("/neighbourhood?joined=1#neighbours-h")
+
+
+def gateway_on_the_lan(hub) -> str:
+    """Return the URL of the one gateway the hub's LAN service has found, as `join CODE` does."""
+    service = getattr(hub, "neighbourhood", None)
+    peers = service.lan.directory.peers.values() if service and service.lan else []
+    urls = sorted({p.url for p in peers if p.role == "gateway" and p.url})
+    if not urls:
+        raise PorchlightError("No gateway has answered on the LAN (mDNS) yet: give its URL.")
+    if len(urls) > 1:
+        raise PorchlightError(f"Several gateways answer on the LAN ({', '.join(urls)}): give "
+                              "the URL of yours.")
+    return urls[0]
 
 
 def setup(app: web.Application) -> None:

@@ -163,3 +163,45 @@ async def _join(world) -> None:
                 "csrf": token, "url": world["url"], "code": invite(world)}) as r:
             assert r.status == 400
             assert "this hub is already a member of a gateway" in await r.text()
+
+
+def test_an_empty_url_joins_the_gateway_found_on_the_lan(tmp_path):
+    """As `porchlight join CODE` does: the running hub's LAN service found the gateway by mDNS
+    (on loopback only), and an empty URL joins that one."""
+    gw = tmp_path / "gateway"
+    _porchlight("gateway", "init", "--data", gw, "--name", "Elm Street")
+    gateway = Running("gateway", "run", "--data", gw, "--listen", "127.0.0.1:0", "--lan",
+                      "--lan-interface", "127.0.0.1")
+    hub = WebHub(tmp_path / "maple", cameras=(), config=(
+        '[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'))
+    try:
+        url = gateway.ready.split(" on ", 1)[1].split(" as ")[0]
+        kid = json.loads(urlopen(url + "/v1/info", timeout=30).read())["gateway"]["kid"]
+        hub.start()
+        code = _porchlight("gateway", "invite", "--data", gw).stdout.strip()
+        run_async(_join_on_the_lan(hub, url, kid, code))
+    finally:
+        hub.stop()
+        gateway.stop()
+    assert "Traceback" not in "".join(hub.log), "".join(hub.log)[-4000:]
+
+
+async def _join_on_the_lan(hub: WebHub, url: str, kid: str, code: str) -> None:
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        deadline = time.monotonic() + 60
+        while True:
+            async with owner.get("/neighbourhood") as page:
+                text = await page.text()
+            if f"gateway <code>{kid[:16]}</code>" in text:
+                break
+            assert time.monotonic() < deadline, text[-1500:]
+            await asyncio.sleep(0.2)
+        assert "(empty: the one gateway found on the LAN)" in text
+        token = await csrf_of(owner, "/neighbourhood")
+        async with owner.post("/neighbourhood/join", data={"csrf": token, "url": "",
+                                                           "code": code}) as r:
+            assert r.status == 200, await r.text()
+            text = await r.text()
+        assert f"Elm Street at <code>{url}</code>" in text
+    assert json.loads((hub.root / "federation" / "membership.json").read_text())["url"] == url
