@@ -12,6 +12,8 @@ from hub.errors import ConfigError
 # The built-ins are loaded by module name through the same hooks as third-party plugins.
 DEFAULT_PLUGINS = (
     "plugins.notifiers.log",
+    "plugins.notifiers.apprise",
+    "plugins.notifiers.webhook",
     "plugins.notifiers.webpush",
     "plugins.cameras.synthetic",
     "plugins.cameras.rtsp",
