@@ -26,6 +26,7 @@ from hub.people import People
 from hub.plugins import build_plugin_manager
 from hub.ports import is_address_in_use, listen_error, require_free_port, split_listen
 from hub.timeutil import utcnow
+from hub.vault.disk import DiskThresholds, DiskWatch
 from hub.vault.maintenance import VaultMaintenance
 from hub.vault.retention import RetentionPolicy
 from hub.vault.store import Vault
@@ -91,9 +92,12 @@ class Hub:
         async with AsyncExitStack() as stack:
             # First in, last out: it hears every other service's events, to their last.
             self.notifications = await stack.enter_async_context(NotifyService(self))
+            notify = self.config.notify
+            disk = DiskWatch(DiskThresholds(notify.disk_free_percent, notify.disk_quota_percent,
+                                            self.config.retention.max_bytes), self.emit)
             maintenance = VaultMaintenance(
                 self.vault, RetentionPolicy.from_config(self.config.retention),
-                self.config.retention.interval_minutes * 60.0, self.clock,
+                self.config.retention.interval_minutes * 60.0, self.clock, disk_watch=disk,
             )
             # Kept, so that a retention change in the web UI applies from the next pass.
             self.maintenance = await stack.enter_async_context(maintenance)

@@ -99,6 +99,7 @@ class NotifyService:
         self.triggers = Triggers(section.motion_cooldown_s, hub.clock)
         self.targets: list[Target] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping = False
 
     async def __aenter__(self) -> NotifyService:
         self.loop = asyncio.get_running_loop()
@@ -118,6 +119,7 @@ class NotifyService:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        self.stopping = True
         if self.listen in self.hub.listeners:
             self.hub.listeners.remove(self.listen)
         tasks = [t.task for t in self.targets if t.task is not None]
@@ -183,7 +185,7 @@ class NotifyService:
             target.dropping = True
 
     async def _work(self, target: Target) -> None:
-        while True:
+        while not self.stopping:
             n = await target.queue.get()
             await self.deliver(target, n)
 
@@ -192,7 +194,10 @@ class NotifyService:
         name = target.entry.name
         for attempt in range(1, self.policy.attempts + 1):
             try:
-                await asyncio.wait_for(target.notifier.send(n), self.policy.timeout_s)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that meets a finished send, and the worker would outlive the service.
+                async with asyncio.timeout(self.policy.timeout_s):
+                    await target.notifier.send(n)
             except asyncio.CancelledError:
                 raise
             except Exception as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from hub.errors import PorchlightError
@@ -31,6 +32,8 @@ class Notification:
     # The hub event it came from, without pictures, tokens or location.
     event: dict = field(default_factory=dict, compare=False)
     url: str = ""
+    # The same for every attempt at every target: a receiver can drop a repeated delivery.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
         if not self.url:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from hub.aio import cancel_and_wait
+from hub.vault.disk import DiskWatch
 from hub.vault.repair import check_vault, disk_usage
 from hub.vault.retention import DiskUsage, PrunePlan, RetentionPolicy, SegmentInfo, plan_prune
 from hub.vault.store import Vault
@@ -51,8 +52,11 @@ def _plan(vault: Vault, policy: RetentionPolicy, now: datetime) -> tuple[PrunePl
 class VaultMaintenance:
     """Check the vault at start, then apply retention every interval, off the event loop."""
 
-    def __init__(self, vault: Vault, policy: RetentionPolicy, interval_s: float, clock) -> None:
+    def __init__(self, vault: Vault, policy: RetentionPolicy, interval_s: float, clock,
+                 disk_watch: DiskWatch | None = None) -> None:
         self.vault = vault
+        # Told after each retention pass whether the disk is nearly full (a `disk` event).
+        self.disk_watch = disk_watch
         self.policy = policy
         self.interval_s = interval_s
         self.clock = clock
@@ -80,6 +84,11 @@ class VaultMaintenance:
                                         self.clock())
             except Exception:  # one bad pass must not stop retention for good
                 log.exception("retention pass failed; trying again next interval")
+            if self.disk_watch is not None:
+                try:
+                    await asyncio.to_thread(self.disk_watch.check_vault, self.vault)
+                except Exception:  # a failed look at the disk must not stop retention
+                    log.exception("disk check failed; trying again next interval")
             await asyncio.sleep(self.interval_s)
 
     def _locked(self, work, *args, **kwargs):
