@@ -7,6 +7,12 @@ function b64urlToBytes(text) {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
+function sameBytes(buffer, bytes) {
+  if (!buffer) return false;
+  const other = new Uint8Array(buffer);
+  return other.length === bytes.length && other.every((b, i) => b === bytes[i]);
+}
+
 function activated(registration) {
   // subscribe() needs an active worker; a fresh registration is still installing.
   return new Promise((resolve, reject) => {
@@ -45,8 +51,14 @@ async function notifyThisBrowser(button, status) {
     // no wider scope (and no Service-Worker-Allowed header).
     const registration = await activated(await navigator.serviceWorker.register("/static/push-sw.js"));
     status.textContent = "Subscribing at this browser's push service…";
+    const key = b64urlToBytes(button.dataset.key);
+    const existing = await registration.pushManager.getSubscription();
+    if (existing && !sameBytes(existing.options.applicationServerKey, key)) {
+      // Made under another hub key (the key file was replaced): subscribe() would refuse.
+      await existing.unsubscribe();
+    }
     const subscription = await registration.pushManager.subscribe({
-      userVisibleOnly: true, applicationServerKey: b64urlToBytes(button.dataset.key),
+      userVisibleOnly: true, applicationServerKey: key,
     });
     const error = await postSubscription(button, subscription);
     if (error) { status.textContent = "The hub refused this browser: " + error; return; }
