@@ -271,8 +271,9 @@ def test_any_damage_to_a_backup_is_refused_whole(backup_file, household_identity
     assert _files(target)["keys/hub-ed25519.pem"][1] is not None
 
 
-def test_backup_memory_stays_flat_however_large_the_vault(recorded, tmp_path):
-    """Peak memory of a backup with 96 MB of footage against one without: the vault streams."""
+def test_backup_and_restore_memory_stays_flat_however_large_the_vault(recorded, tmp_path,
+                                                                      passphrase):
+    """Peak memory with 96 MB of footage against without, backing up and restoring: it streams."""
     db = sqlite3.connect(recorded / "porchlight.db")
     folder = recorded / "vault" / "porch" / "2026-11-21"
     folder.mkdir(parents=True)
@@ -285,28 +286,45 @@ def test_backup_memory_stays_flat_however_large_the_vault(recorded, tmp_path):
                     4 << 20, f"vault/porch/2026-11-21/{name}"])
     db.commit()
     db.close()
-    peaks = {}
+    peaks, restores = {}, {}
     for flag in ("", "--with-footage"):
         out = tmp_path / f"b{flag}.backup"
-        # VmHWM, not ru_maxrss: that one keeps the forking test process's peak across exec.
-        script = ("import sys\nfrom hub.cli.main import main\n"
-                  f"code = main(['backup', '--data', {str(recorded)!r}, '--out', {str(out)!r}"
-                  + (f", {flag!r}" if flag else "") + "])\n"
-                  "peak = [line for line in open('/proc/self/status') if line.startswith('VmHWM')]\n"
-                  "print(peak[0].split()[1], file=sys.stderr)\n"
-                  "sys.exit(code)\n")
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr
-        peaks[flag] = int(done.stderr.strip().splitlines()[-1]) * 1024
+        args = ["backup", "--data", str(recorded), "--out", str(out)] + ([flag] if flag else [])
+        peaks[flag] = _peak_memory(f"from hub.cli.main import main\nassert main({args!r}) == 0\n")
         size = out.stat().st_size
+        # Unlocking the key (age scrypt) alone takes up to hundreds of MiB, by the work factor
+        # age chose: measured apart, the peak is reset once the key is open.
+        restores[flag] = _peak_memory(
+            "from hub.backup.restore import open_for_restore, restore_backup, unlock\n"
+            f"opened = open_for_restore({str(out)!r}, {str(tmp_path / ('r' + flag))!r})\n"
+            f"identity = unlock(opened, {passphrase!r})\n"
+            "open('/proc/self/clear_refs', 'w').write('5')  # the peak so far: forgotten\n"
+            f"restore_backup(opened, identity, {str(tmp_path / ('r' + flag))!r}, progress=False)\n")
     vault = 96 << 20
     growth = peaks["--with-footage"] - peaks[""]
+    restore_growth = restores["--with-footage"] - restores[""]
     print(f"\nbackup peak RSS: {peaks[''] / 2**20:.0f} MiB without footage, "
           f"{peaks['--with-footage'] / 2**20:.0f} MiB with {vault / 2**20:.0f} MiB of footage "
-          f"(archive {size / 2**20:.0f} MiB); growth {growth / vault:.2f} of the vault's size")
+          f"(archive {size / 2**20:.0f} MiB); growth {growth / vault:.2f} of the vault's size"
+          f"\nrestore peak RSS once the key is open: {restores[''] / 2**20:.0f} MiB without "
+          f"footage, {restores['--with-footage'] / 2**20:.0f} MiB with; growth "
+          f"{restore_growth / vault:.2f} of the vault's size")
     assert size > vault
     assert growth < vault / 4
+    assert restore_growth < vault / 4
+    assert len(list((tmp_path / "r--with-footage" / "vault").rglob("*.age"))) == 27
+
+
+def _peak_memory(code: str) -> int:
+    """Run Python code in a process of its own; return its peak resident memory in bytes."""
+    # VmHWM, not ru_maxrss: that one keeps the forking test process's peak across exec.
+    script = (code + "import sys\n"
+              "peak = [line for line in open('/proc/self/status') if line.startswith('VmHWM')]\n"
+              "print(peak[0].split()[1], file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.strip().splitlines()[-1]) * 1024
 
 
 def test_unlock_says_which_passphrase_a_household_backup_needs(backup_file):
