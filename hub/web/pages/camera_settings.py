@@ -1,7 +1,7 @@
-"""Settings, for owners: cameras (add with ONVIF and mDNS discovery, rename, remove), their
-motion masks and zones drawn on a snapshot, and retention.
+"""Settings, for owners: cameras (add with ONVIF and mDNS discovery, rename, remove, recording
+and analysis on or off), their motion masks and zones drawn on a snapshot, and retention.
 
-Every change goes through the same functions as `porchlight camera add|remove`
+Every change goes through the same functions as `porchlight camera add|remove|set`
 (hub.cameras.admin), writing config.toml, which the running camera service follows within a
 second; masks and zones are stored in the camera's `motion` settings, where the motion
 detector reads them. Retention is the `[retention]` section, applied from the next pass.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from hub.cameras.admin import (
     add_onvif_camera,
     remove_camera,
     rename_camera,
+    set_camera_switches,
     set_motion_areas,
 )
 from hub.cameras.discovery import discover_cameras
@@ -80,7 +82,25 @@ async def cameras_page(request: web.Request) -> web.Response:
         notice = f"Added camera {added[:64]}: the hub starts it within a second."
     elif request.query.get("saved") == "retention":
         notice = "Retention saved: it applies from the next retention pass."
+    elif switched := request.query.get("switched"):
+        notice = await asyncio.to_thread(_switched_notice, request.app[HUB], switched)
     return await _page(request, notice=notice)
+
+
+def _switched_notice(hub, name: str) -> str | None:
+    """Say what a camera's switches are now, as `porchlight camera set` prints them."""
+    try:
+        entry = next((c for c in load_config(hub.data.root).cameras if c.name == name), None)
+    except PorchlightError:
+        return None
+    if entry is None:
+        return None
+    return (f"Camera {entry.name}: recording {_on_off(entry.recording)}, motion analysis "
+            f"{_on_off(entry.analysis)}. The hub follows within a second.")
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
 
 
 def _field(form: dict[str, str], name: str) -> str:
@@ -188,6 +208,37 @@ async def rename(request: web.Request) -> web.Response:
 
 
 @owner_only
+async def switches(request: web.Request) -> web.Response:
+    """Turn a camera's recording or motion analysis on or off, as `porchlight camera set` does."""
+    hub = request.app[HUB]
+    name = request.match_info["name"]
+    form = await read_form(request)
+    wanted: dict[str, bool | None] = {}
+    for key, label in (("recording", "recording"), ("analysis", "motion analysis")):
+        value = _field(form, key)
+        if value not in ("", "on", "off"):
+            return await _page(request, 400, f"{label}: choose on or off")
+        wanted[key] = None if not value else value == "on"
+    if wanted["recording"] is None and wanted["analysis"] is None:
+        return await _page(request, 400, "say what to change: recording on or off, motion "
+                           "analysis on or off")
+
+    def run() -> None:
+        # The CLI's own function and rules (analysis stays on for a motion camera); the camera
+        # service follows config.toml: recording in place, analysis by restarting the camera.
+        set_camera_switches(hub.data, name, **wanted)
+        reload_config(hub)
+
+    try:
+        await asyncio.to_thread(run)
+    except PorchlightError as err:
+        return await _page(request, 400, str(err))
+    log.info("web: camera %s switched (recording %s, analysis %s)", name,
+             wanted["recording"], wanted["analysis"])
+    raise web.HTTPSeeOther(f"/settings/cameras?switched={quote(name)}#camera-{quote(name)}")
+
+
+@owner_only
 async def retention(request: web.Request) -> web.Response:
     """Change how long footage is kept and how much disk it may use."""
     hub = request.app[HUB]
@@ -282,6 +333,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/settings/cameras/discover", discover)
     app.router.add_post("/settings/cameras/{name}/remove", remove)
     app.router.add_post("/settings/cameras/{name}/rename", rename)
+    app.router.add_post("/settings/cameras/{name}/switches", switches)
     app.router.add_get("/settings/cameras/{name}/motion", motion_page)
     app.router.add_post("/settings/cameras/{name}/motion", save_motion)
     app.router.add_post("/settings/retention", retention)

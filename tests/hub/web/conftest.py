@@ -88,8 +88,10 @@ class WebHub:
             self._drainer.join(10)
 
     def client(self) -> aiohttp.ClientSession:
-        """Return an HTTPS client that trusts exactly the hub's printed certificate fingerprint."""
-        pin = aiohttp.Fingerprint(bytes.fromhex(self.fingerprint.replace(":", "")))
+        """Return an HTTPS client that trusts exactly the hub's printed certificate fingerprint
+        (a plain HTTP client for a hub started with --http, which prints none)."""
+        pin = aiohttp.Fingerprint(bytes.fromhex(self.fingerprint.replace(":", ""))) \
+            if self.fingerprint else False
         # unsafe=True: keep cookies for an IP-address host (127.0.0.1), as a browser does.
         return aiohttp.ClientSession(base_url=self.url, connector=aiohttp.TCPConnector(ssl=pin),
                                      cookie_jar=aiohttp.CookieJar(unsafe=True),
