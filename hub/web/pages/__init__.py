@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.web.pages import camera_settings, cameras, home, live, push, recordings, settings
+from hub.web.pages import (
+    camera_settings,
+    cameras,
+    home,
+    live,
+    notifications,
+    push,
+    recordings,
+    settings,
+)
 from hub.web.pages import neighbourhood as neighbourhood_page
 from hub.web.pages import requests as requests_page
 
@@ -14,5 +23,5 @@ from hub.web.pages import requests as requests_page
 def setup(app: web.Application) -> None:
     """Add every page's routes."""
     for page in (home, cameras, live, recordings, settings, camera_settings, requests_page,
-                 neighbourhood_page, push):
+                 neighbourhood_page, push, notifications):
         page.setup(app)
