@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,56 +16,23 @@ import time
 import aiohttp
 import pytest
 
-from federation.agency.tool import init_agency, load_agency
-from federation.authority.tool import (
-    add_agency,
-    authority_jwk,
-    authority_kid,
-    init_authority,
-    sign_registry,
-)
-from federation.cells import cell_for
-from federation.keys import generate_signing_key, save_private_key
-from federation.member.client import Membership
 from federation.member.requests import CheckpointNotWitnessed, check_witness_policy
 from federation.neighbourhood_log import checkpoint_signer, checkpoint_verifier
-from federation.registry import verify_registry
 from federation.tlog.checkpoint import open_checkpoint
 from federation.tlog.proof import format_tlog_proof
 from federation.witness.operator import follow_log
-from hub.datadir import DataDir, write_private
-from hub.neighbourhood.requests import store_registry
-from hub.neighbourhood.service import membership_path
-from tests.federation.agency_fixtures import CENTRE, JURISDICTION, sign_request
+from tests.federation.agency_fixtures import sign_request
 from tests.federation.malicious_gateway import MaliciousGateway
 from tests.federation.witness_fixtures import running_witness
-
-
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hub.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, check=True)
-
-
-async def _until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.3)
-    return await predicate()
-
-
-def _jti(token: str) -> str:
-    import base64
-
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"]
-
-
-async def _rows(hub, *extra) -> list[dict]:
-    done = await asyncio.to_thread(_cli, "requests", "list", "--data", hub, "--json", *extra)
-    return json.loads(done.stdout)["requests"]
+from tests.hub.neighbourhood.dishonest import (
+    agency_under,
+    cli,
+    hub_at_centre,
+    inbox,
+    jti,
+    pin_to,
+    until,
+)
 
 
 async def _submit(http: aiohttp.ClientSession, witness, old: int, signed: str) -> tuple[int, str]:
@@ -86,15 +52,7 @@ async def _forked_for_one_hub(tmp_path, hub_template, witness) -> None:
     # One gateway key, two servers: each hub is shown a log of its own.
     honest = MaliciousGateway(tmp_path / "gw-a")
     forked = MaliciousGateway(tmp_path / "gw-b", key=honest.key)
-    init_authority(tmp_path / "authority", "Board")
-    card = init_agency(tmp_path / "agency", "Police")
-    add_agency(tmp_path / "authority", card, jurisdiction=JURISDICTION, since="2024-01-01",
-               contact="desk@example.org")
-    registry = verify_registry(
-        sign_registry(tmp_path / "authority", audience=honest.kid),
-        authority_jwk=authority_jwk(tmp_path / "authority"),
-        authority_kid=authority_kid(tmp_path / "authority"), audience=honest.kid, now=time.time())
-    agency = load_agency(tmp_path / "agency").key
+    registry, agency = agency_under(tmp_path, honest.kid)
     signer = checkpoint_signer(honest.key)
     follow_log(witness.data, signer.name, signer.verifier().to_string())
 
@@ -104,31 +62,20 @@ async def _forked_for_one_hub(tmp_path, hub_template, witness) -> None:
     roots, keys = {}, {}
     for name in ("a", "b"):
         root = tmp_path / f"hub-{name}"
-        shutil.copytree(hub_template, root)
-        keys[name] = generate_signing_key()
-        save_private_key(keys[name], root / "keys" / "hub-ed25519.pem", overwrite=True)
-        config = root / "config.toml"
         # Hub a requires the witness (k = 1); hub b requires none, so it takes the fork.
         policy = (f'\n[witnesses]\nkeys = ["{witness.vkey}"]\nmin = 1\n' if name == "a"
                   else "")
-        config.write_text(config.read_text().replace(
-            "location = { lat = 51.5007, lon = -0.1246 }",
-            f"location = {{ lat = {CENTRE[0]}, lon = {CENTRE[1]} }}")
-            + '\n[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'
-              "gossip_interval_s = 0.5\n" + policy)
-        store_registry(DataDir(root), registry)
+        keys[name] = hub_at_centre(
+            hub_template, root, registry,
+            '\n[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'
+            "gossip_interval_s = 0.5\n" + policy)
         roots[name] = root
 
     async with honest.serve() as url_a, forked.serve() as url_b:
         procs = {}
         try:
             for name, url in (("a", url_a), ("b", url_b)):
-                membership = Membership(
-                    url=url, gateway_kid=honest.kid, gateway_jwk=dict(honest.key.public_jwk),
-                    gateway_name="Evil", hub_kid=keys[name].kid, hop_kid=keys[name].kid,
-                    cell=cell_for(*CENTRE))
-                write_private(membership_path(DataDir(roots[name])),
-                              json.dumps(membership.to_dict()).encode())
+                pin_to(roots[name], keys[name], honest, url)
                 procs[name] = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "hub.cli", "run", "--data", str(roots[name]),
                     "--listen", "127.0.0.1:0", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -147,12 +94,12 @@ async def _forked_for_one_hub(tmp_path, hub_template, witness) -> None:
                                                    honest.log.signed_checkpoint + line))
             forked.push(first_b, forked.log.tlog_proof(0))
             for name, token in (("a", first_a), ("b", first_b)):
-                rows = await _until(lambda n=name: _rows(roots[n], "--all"))
-                assert [r["id"] for r in rows] == [_jti(token)], rows
+                rows = await until(lambda n=name: inbox(roots[n], "--all"))
+                assert [r["id"] for r in rows] == [jti(token)], rows
 
             # Gossip over the LAN: both hubs see the fork and raise the alarm.
             for name in ("a", "b"):
-                listed = await _until(lambda n=name: _alarm(roots[n]))
+                listed = await until(lambda n=name: _alarm(roots[n]))
                 assert listed.startswith(
                     f"ALARM: fork: gateway {honest.kid[:12]} showed this hub and LAN neighbour "
                     f"{keys['b' if name == 'a' else 'a'].kid[:12]} different logs (two "
@@ -164,7 +111,7 @@ async def _forked_for_one_hub(tmp_path, hub_template, witness) -> None:
                 theirs = open_checkpoint((proof / "theirs.checkpoint").read_text(), verifier)
                 assert ours.size == theirs.size == 1 and ours.root_hash != theirs.root_hash
                 # `requests list --json` carries the same alarm and both checkpoints on top.
-                done = await asyncio.to_thread(_cli, "requests", "list", "--data", roots[name],
+                done = await asyncio.to_thread(cli, "requests", "list", "--data", roots[name],
                                                "--json")
                 alarm = json.loads(done.stdout)["fork_alarm"]
                 assert alarm["message"] == listed
@@ -182,14 +129,14 @@ async def _forked_for_one_hub(tmp_path, hub_template, witness) -> None:
             # The gateway's next request is withheld from the owner of hub a, with why.
             second = sign()
             honest.log_and_push(second)
-            rows = await _until(lambda: _withheld(roots["a"]))
-            assert rows[0]["id"] == _jti(second)
+            rows = await until(lambda: _withheld(roots["a"]))
+            assert rows[0]["id"] == jti(second)
             assert rows[0]["detail"].startswith(
                 "withheld: this gateway showed this hub and a LAN neighbour different logs "
                 "(two different trees of size 1)")
 
             # The owner looks, and resumes: the alarm goes, the proof stays.
-            done = await asyncio.to_thread(_cli, "requests", "resume", "--data", roots["a"])
+            done = await asyncio.to_thread(cli, "requests", "resume", "--data", roots["a"])
             assert done.stdout.startswith("showing new requests again; the proof stays in ")
             assert await _alarm(roots["a"]) is None
             assert proof.exists()
@@ -212,11 +159,11 @@ def forked_checkpoint(forked: MaliciousGateway, token: str) -> str:
 
 
 async def _alarm(root) -> str | None:
-    done = await asyncio.to_thread(_cli, "requests", "list", "--data", root)
+    done = await asyncio.to_thread(cli, "requests", "list", "--data", root)
     first = done.stdout.splitlines()[0] if done.stdout else ""
     return first if first.startswith("ALARM: ") else None
 
 
 async def _withheld(root):
-    rows = [r for r in await _rows(root, "--all") if (r["detail"] or "").startswith("withheld")]
+    rows = [r for r in await inbox(root, "--all") if (r["detail"] or "").startswith("withheld")]
     return rows or None
