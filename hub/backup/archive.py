@@ -145,7 +145,7 @@ def open_archive(path: Path) -> OpenedArchive:
         raise not_backup from None
     try:
         fields = json.loads(header)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: 4 KiB of nested brackets
         raise not_backup from None
     if not isinstance(fields, dict) or fields.get("format") != FORMAT:
         raise not_backup

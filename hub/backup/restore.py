@@ -191,7 +191,7 @@ def _unpack(pipe, staging: Path, bar, opened: OpenedArchive) -> dict:
 def _parse_manifest(raw: bytes, opened: OpenedArchive) -> dict:
     try:
         manifest = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _damaged(opened) from None
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION or (
             manifest.get("sealed") != opened.sealed):

@@ -410,3 +410,36 @@ def test_backup_and_restore_ask_their_passphrases_at_a_terminal(recorded, backup
     child.close()
     assert child.exitstatus == 0, child.before
     assert open_archive(out).sealed == "passphrase"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(blob=st.binary(max_size=4096), as_tar=st.booleans())
+def test_any_file_is_a_backup_or_refused_in_one_line(blob, as_tar, tmp_path_factory):
+    """open_archive reads outside input: anything at all is a BackupError, never a traceback."""
+    path = tmp_path_factory.mktemp("any") / "any.backup"
+    if as_tar:  # the right member names around arbitrary contents
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name in ("porchlight-backup.json", "key.age", "data.tar.age"):
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+        blob = buffer.getvalue()
+    path.write_bytes(blob)
+    try:
+        open_archive(path)
+    except BackupError as err:
+        assert "\n" not in str(err)
+
+
+def test_a_header_of_nested_brackets_is_not_a_backup(tmp_path):
+    path = tmp_path / "deep.backup"
+    with tarfile.open(path, "w") as tar:
+        for name, content in (("porchlight-backup.json", b"[" * 2000 + b"]" * 2000),
+                              ("key.age", b"k"), ("data.tar.age", b"d")):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    with pytest.raises(BackupError) as caught:
+        open_archive(path)
+    assert str(caught.value) == f"{path} is not a Porchlight backup (made by `porchlight backup`)"
