@@ -21,6 +21,7 @@ from federation.neighbourhood_log import checkpoint_signer
 from federation.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from federation.tlog.cosignature import CosignatureVerifier, verify_cosignatures
 from hub.config import parse_config
+from tests.hub.neighbourhood.elm_street import CENTRE, all_requests, elm_street
 from tests.hub.neighbourhood.test_neighbourhood import (
     NEAR_A,
     NEAR_B,
@@ -29,8 +30,6 @@ from tests.hub.neighbourhood.test_neighbourhood import (
     _wait_for,
     make_hub,  # noqa: F401  (fixture)
 )
-
-CENTRE = (51.5008, -0.1243)
 
 
 def _free_port() -> int:
@@ -46,10 +45,6 @@ def _on_lan(hub: Path, port: int) -> None:
         .replace('interfaces = ["127.0.0.1"]\n',
                  'interfaces = ["127.0.0.1"]\ngossip_interval_s = 0.5\n'))
 
-
-def _requests(hub: Path) -> list[dict]:
-    return json.loads(_porchlight("requests", "list", "--data", hub, "--json",
-                                  "--all").stdout)["requests"]
 
 
 def _get(url: str) -> str:
@@ -80,14 +75,7 @@ def _witness_record(hub: Path) -> dict | None:
 def test_a_hub_witnesses_its_gateway_and_its_lan_neighbour_counts_it(
     tmp_path, make_hub, clip25  # noqa: F811
 ):
-    authority, agency, gw = tmp_path / "authority", tmp_path / "agency", tmp_path / "gateway"
-    out = _porchlight("registry", "init", "--data", authority, "--name", "Elm Street Oversight Board")
-    authority_fp = out.stdout.strip().rsplit(": ", 1)[1]
-    _porchlight("agency", "init", "--data", agency, "--name", "Metro Police, Precinct 9")
-    _porchlight("registry", "add", "--data", authority, "--card", agency / "agency.json",
-                "--jurisdiction", f"{CENTRE[0]},{CENTRE[1]},8000", "--since", "2025-03-01")
-    _porchlight("gateway", "init", "--data", gw, "--name", "Elm Street",
-                "--registry-key", authority_fp)
+    authority, agency, gw, authority_fp = elm_street(tmp_path)
     listen = f"127.0.0.1:{_free_port()}"
     gateway = Running("gateway", "run", "--data", gw, "--listen", listen)
     running = []
@@ -159,10 +147,10 @@ def test_a_hub_witnesses_its_gateway_and_its_lan_neighbour_counts_it(
                           "--to", (start + timedelta(minutes=30)).isoformat(),
                           "--lat", str(CENTRE[0]), "--lon", str(CENTRE[1]), "--radius-m", "300")
         request_id = out.stdout.strip().splitlines()[-1]
-        [kept] = _wait_for(lambda: _requests(elm))
+        [kept] = _wait_for(lambda: all_requests(elm))
         assert (kept["id"], kept["status"], kept["detail"]) == (request_id, "pending", ""), kept
         # Maple witnessed the request's checkpoint too (it holds no footage, so it drops it).
-        [dropped] = _wait_for(lambda: _requests(maple))
+        [dropped] = _wait_for(lambda: all_requests(maple))
         assert dropped["detail"] == "this hub holds no footage in the window", dropped
         assert _witness_record(maple)["size"] > honest.size
     finally:

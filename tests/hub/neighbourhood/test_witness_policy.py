@@ -10,6 +10,7 @@ from pathlib import Path
 
 from federation.witness.operator import init_witness
 from tests.federation.witness_fixtures import running_witness
+from tests.hub.neighbourhood.elm_street import CENTRE, all_requests, elm_street
 from tests.hub.neighbourhood.test_neighbourhood import (
     NEAR_A,
     NEAR_B,
@@ -18,13 +19,6 @@ from tests.hub.neighbourhood.test_neighbourhood import (
     _wait_for,
     make_hub,  # noqa: F401  (fixture)
 )
-
-CENTRE = (51.5008, -0.1243)
-
-
-def _requests(hub: Path) -> list[dict]:
-    return json.loads(_porchlight("requests", "list", "--data", hub, "--json",
-                                  "--all").stdout)["requests"]
 
 
 def _trust(hub: Path, keys: list[str], k: int) -> None:
@@ -35,14 +29,7 @@ def _trust(hub: Path, keys: list[str], k: int) -> None:
 def test_a_hub_drops_a_request_its_trusted_witnesses_did_not_cosign(
     tmp_path, make_hub, clip25  # noqa: F811
 ):
-    authority, agency, gw = tmp_path / "authority", tmp_path / "agency", tmp_path / "gateway"
-    out = _porchlight("registry", "init", "--data", authority, "--name", "Elm Street Oversight Board")
-    authority_fp = out.stdout.strip().rsplit(": ", 1)[1]
-    _porchlight("agency", "init", "--data", agency, "--name", "Metro Police, Precinct 9")
-    _porchlight("registry", "add", "--data", authority, "--card", agency / "agency.json",
-                "--jurisdiction", f"{CENTRE[0]},{CENTRE[1]},8000", "--since", "2025-03-01")
-    _porchlight("gateway", "init", "--data", gw, "--name", "Elm Street",
-                "--registry-key", authority_fp)
+    authority, agency, gw, authority_fp = elm_street(tmp_path)
     # A witness the gateway never asks: the strict hub requires it.
     absent = init_witness(tmp_path / "absent-witness", "witness.example/absent")
     with running_witness(tmp_path / "witness", "witness.example/maple") as witness:
@@ -77,9 +64,9 @@ def test_a_hub_drops_a_request_its_trusted_witnesses_did_not_cosign(
                               "--radius-m", "300")
             request_id = out.stdout.strip().splitlines()[-1]
 
-            [kept] = _wait_for(lambda: _requests(hubs["trusting"]))
+            [kept] = _wait_for(lambda: all_requests(hubs["trusting"]))
             assert (kept["id"], kept["status"]) == (request_id, "pending"), kept
-            [dropped] = _wait_for(lambda: _requests(hubs["strict"]))
+            [dropped] = _wait_for(lambda: all_requests(hubs["strict"]))
             assert (dropped["id"], dropped["status"]) == (request_id, "dropped")
             assert dropped["detail"] == (
                 "the log checkpoint is cosigned by 1 of the 2 trusted witnesses this hub "
