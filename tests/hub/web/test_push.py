@@ -311,3 +311,12 @@ def test_the_button_the_worker_and_the_notification_in_chromium(browser, tmp_pat
             assert [e for e in page.console_errors if not e.startswith(INCOGNITO)] == []
     finally:
         hub.stop()
+
+
+async def test_the_nav_marks_notifications_on_both_of_its_pages(hub):
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        for path in ("/settings/push", "/settings/notifications", "/settings"):
+            async with owner.get(path) as page:
+                current = re.findall(r'<a href="([^"]+)" aria-current="page">', await page.text())
+            assert current == (["/settings"] if path == "/settings" else ["/settings/push"]), path
