@@ -41,6 +41,7 @@ from hub.household import key_derivation_progress
 from hub.progress import progress_bar
 
 CHUNK = 1 << 20
+MAX_EXTENDED_HEADER = 64 * 1024  # a pax header holds a path or two: ours are under 1 KiB
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _unpack(pipe, staging: Path, bar, opened: OpenedArchive) -> dict:
     digest = Digest()
     seen: set[str] = set()
     manifest = None
-    with tarfile.open(fileobj=pipe, mode="r|") as tar:
+    with tarfile.open(fileobj=pipe, mode="r|", tarinfo=_BoundedInfo) as tar:
         for count, member in enumerate(tar, start=1):
             if manifest is not None or count > MAX_MEMBERS:
                 raise _damaged(opened)  # nothing may follow the manifest
@@ -186,6 +187,18 @@ def _unpack(pipe, staging: Path, bar, opened: OpenedArchive) -> dict:
             digest.files, digest.bytes, digest.hash.hexdigest()):
         raise _damaged(opened)
     return manifest
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """A tar header whose extended headers (pax, GNU long names) tarfile reads only if small."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile):
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and (
+                self.size > MAX_EXTENDED_HEADER):
+            # tarfile would read all of it into memory, before we see a name to refuse.
+            raise tarfile.HeaderError("extended header too large")
+        return super()._proc_member(tarfile_)
 
 
 def _parse_manifest(raw: bytes, opened: OpenedArchive) -> dict:
@@ -221,7 +234,9 @@ def _check_hub(opened: OpenedArchive, staging: Path) -> None:
         raise BackupError(f"{opened.path} holds no hub data dir (no {MARKER}, config or "
                           "database); nothing was restored")
     try:
-        db = sqlite3.connect(f"file:{data.database}?mode=ro", uri=True)
+        # Read-write, though it only reads: closing it removes the -wal and -shm files that a
+        # database in WAL mode gets on opening, where a read-only connection would leave them.
+        db = sqlite3.connect(data.database)
         try:
             result = db.execute("PRAGMA quick_check").fetchone()[0]
         finally:

@@ -245,6 +245,49 @@ def test_an_archive_that_names_a_path_outside_is_refused(hub_template, household
     assert not (tmp_path / "escaped").exists() and not Path("/etc/escaped").exists()
 
 
+@pytest.mark.parametrize("comment", [1000, 1 << 20])
+def test_an_archive_with_a_huge_extended_header_is_refused(hub_template, household_identity,
+                                                           tmp_path, comment):
+    """A pax header is read whole into memory by tarfile: one over 64 KiB is refused unread,
+    in an archive that is whole otherwise (and restores with a small one)."""
+    import hashlib
+
+    from hub.backup.archive import Digest
+
+    digest = Digest()
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("config.toml", "porchlight-hub", "porchlight.db"):
+            content = (hub_template / name).read_bytes()
+            info = tarfile.TarInfo(f"data/{name}")
+            info.size, info.mode = len(content), 0o600
+            if name == "config.toml":
+                info.pax_headers = {"comment": "x" * comment}
+            tar.addfile(info, io.BytesIO(content))
+            digest.add_file(name, len(content), hashlib.sha256(content).hexdigest())
+        manifest = digest.manifest(version=1, sealed="household", with_footage=False)
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    path = tmp_path / "extended.backup"
+    with open(path, "wb") as out:
+        writer = ArchiveWriter(out, "household", (hub_template / "keys/household.age").read_bytes())
+        pyrage.encrypt_io(io.BytesIO(inner.getvalue()), writer.data,
+                          [household_identity.to_public()])
+        writer.finish()
+    target = tmp_path / "restored"
+    if comment < 64 * 1024:
+        restore_backup(open_archive(path), household_identity, target, progress=False)
+        assert sorted(p.name for p in target.iterdir()) == [
+            "config.toml", "porchlight-hub", "porchlight.db"]
+        return
+    with pytest.raises(BackupError) as caught:
+        restore_backup(open_archive(path), household_identity, target, progress=False)
+    assert str(caught.value) == (f"{path} is damaged: its contents are not a whole backup; "
+                                 "nothing was restored")
+    assert not target.exists()
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_any_damage_to_a_backup_is_refused_whole(backup_file, household_identity, tmp_path_factory,
