@@ -238,6 +238,11 @@ def test_an_approval_clicked_through_reaches_the_agency_blurred(browser, world, 
         assert page.locator("#status").inner_text().startswith("Status: approved")
         assert re.fullmatch(rf"porch: \d+ bytes sealed to {AGENCY}, SHA-256 [0-9a-f]{{64}}",
                             page.locator("#sent li").inner_text())
+        # The finished job's steps and the answer's place in the log, accessible too.
+        assert page.locator("#approval h2").inner_text() == "Approved and sent"
+        assert page.locator("#answer-log").inner_text().startswith(
+            "This hub's answer is in the public log at index ")
+        assert _serious_axe_violations(page) == []
         _clean(page, maple, refused=(REFUSED.format(429, "Too Many Requests"),))
         _shots(page, maple, "/requests", "requests")
 
