@@ -18,7 +18,7 @@ from datetime import datetime
 from hub.errors import PorchlightError
 from hub.timeutil import iso_second
 from hub.vault.maintenance import apply_retention, plan_for_vault
-from hub.vault.repair import check_vault
+from hub.vault.repair import check_decoding, check_vault
 from hub.vault.retention import RetentionPolicy
 from hub.vault.store import Vault
 
@@ -44,7 +44,9 @@ class VaultJob:
     kind: str
     dry_run: bool
     started: datetime
+    decode: bool = False
     state: str = "waiting"  # waiting (for the hub's own pass), running, done, failed, stopped
+    step: str = "check"  # check, then decode when asked (each counts its segments)
     done: int = 0
     total: int = 0
     report: dict = field(default_factory=dict)
@@ -58,7 +60,8 @@ class VaultJob:
 
     def as_json(self) -> dict:
         """Return the job's state for the page's poll."""
-        return {"kind": self.kind, "dry_run": self.dry_run, "state": self.state,
+        return {"kind": self.kind, "dry_run": self.dry_run, "decode": self.decode,
+                "step": self.step if self.kind == "check" else "prune", "state": self.state,
                 "done": self.done, "total": self.total, "started": iso_second(self.started),
                 "finished": iso_second(self.finished) if self.finished else None,
                 "error": self.error, "report": self.report}
@@ -77,22 +80,28 @@ class VaultJobs:
         self.task: asyncio.Task | None = None
         self._stop = threading.Event()
 
-    def start(self, kind: str, dry_run: bool = False) -> VaultJob:
-        """Start a check or a prune in a worker thread; refuse while one runs."""
+    def start(self, kind: str, dry_run: bool = False, identity=None) -> VaultJob:
+        """Start a check or a prune in a worker thread; refuse while one runs.
+
+        With an identity, a check also decrypts and decodes every segment to its end
+        (`footage check --decode`); the job drops the identity when it ends.
+        """
         if kind not in KINDS:
             raise PorchlightError(f"no vault job named {kind!r}")
         if self.current is not None and self.current.running:
             what = "check" if self.current.kind == "check" else "prune"
             raise JobBusy(f"a vault {what} is already running (started "
                           f"{iso_second(self.current.started)}); wait for it to finish")
-        job = VaultJob(kind, dry_run and kind == "prune", self.clock())
+        job = VaultJob(kind, dry_run and kind == "prune", self.clock(),
+                       decode=identity is not None and kind == "check")
         self.current = job
-        self.task = asyncio.create_task(self._run(job), name=f"vault-{kind}")
+        self.task = asyncio.create_task(self._run(job, identity if job.decode else None),
+                                        name=f"vault-{kind}")
         return job
 
-    async def _run(self, job: VaultJob) -> None:
+    async def _run(self, job: VaultJob, identity) -> None:
         try:
-            job.report = await asyncio.to_thread(self._work, job)
+            job.report = await asyncio.to_thread(self._work, job, identity)
             job.state = "done"
             log.info("vault %s done: %s", job.kind, _summary(job))
         except _Stopped:
@@ -104,7 +113,7 @@ class VaultJobs:
         finally:
             job.finished = self.clock()
 
-    def _work(self, job: VaultJob) -> dict:
+    def _work(self, job: VaultJob, identity) -> dict:
         while not self.lock.acquire(timeout=LOCK_POLL_S):
             if self._stop.is_set():
                 raise _Stopped
@@ -118,9 +127,15 @@ class VaultJobs:
 
             if job.kind == "check":
                 report = check_vault(self.vault, verify_hashes=True, progress=tick)
-                return {"checked": report.checked, "clean": report.clean,
+                unsealed: list[str] = []
+                if identity is not None:
+                    job.step = "decode"
+                    report.repairs.extend(check_decoding(self.vault, identity, tick=tick,
+                                                         unsealed=unsealed))
+                return {"checked": report.checked, "clean": not report.repairs,
                         "repairs": [r.as_json() for r in report.repairs[:MAX_LISTED]],
-                        "repair_count": len(report.repairs)}
+                        "repair_count": len(report.repairs), "decoded": identity is not None,
+                        "not_sealed_to_you": len(unsealed)}
             policy, now = self.policy(), self.clock()
             plan = plan_for_vault(self.vault, policy, now) if job.dry_run else \
                 apply_retention(self.vault, policy, now, progress=tick)

@@ -87,13 +87,17 @@ def check_vault(vault: Vault, *, verify_hashes: bool = True,
     return report
 
 
-def check_decoding(vault: Vault, identity, progress: bool = False) -> list[Repair]:
+def check_decoding(vault: Vault, identity, progress: bool = False,
+                   tick: Callable[[int, int], None] | None = None,
+                   unsealed: list[str] | None = None) -> list[Repair]:
     """Decrypt and decode every whole segment; return a finding for each that stops early.
 
     Findings only: a segment whose file is whole but whose picture is cut (imported before
     imports dropped cut frames) is still the owner's footage, so nothing is changed.
+    tick(done, total) follows each segment; with `unsealed`, a segment not sealed to this
+    identity (a person's key, from the web UI) is listed there instead of failing the check.
     """
-    from hub.errors import SegmentCorrupt
+    from hub.errors import NotSealedToYou, SegmentCorrupt
     from hub.progress import progress_bar
     from hub.vault.media import decode_problem
 
@@ -101,12 +105,19 @@ def check_decoding(vault: Vault, identity, progress: bool = False) -> list[Repai
     segments = vault.segments(status="ok")
     bar = progress_bar(len(segments), "segment", "decode", progress)
     try:
-        for segment in segments:
+        for done, segment in enumerate(segments, 1):
             try:
                 problem = decode_problem(vault.read(segment, identity))
             except SegmentCorrupt as err:
                 problem = err.why
+            except NotSealedToYou:
+                if unsealed is None:
+                    raise
+                unsealed.append(segment.id)
+                problem = None
             bar.update(1)
+            if tick is not None:
+                tick(done, len(segments))
             if problem is not None:
                 findings.append(Repair("undecodable", segment.path,
                                        f"segment {segment.id} {problem}"))

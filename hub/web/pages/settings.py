@@ -17,7 +17,7 @@ from aiohttp import web
 from hub.errors import PorchlightError
 from hub.vault.jobs import JobBusy, VaultJobs
 from hub.vault.retention import RetentionPolicy
-from hub.web.ui import HUB, SESSIONS, owner_only, read_form, render
+from hub.web.ui import HUB, SESSIONS, owner_only, read_form, render, session_of
 
 JOBS = web.AppKey("vault_jobs", VaultJobs)
 
@@ -90,8 +90,10 @@ async def start_vault_job(request: web.Request) -> web.Response:
     """Start `footage check` or `footage prune` as a job; the page shows its progress."""
     kind = request.match_info["kind"]
     form = await read_form(request)
+    # Decoding needs a key: the session's own, used by the job and dropped when it ends.
+    identity = session_of(request).identity if form.get("decode") == "yes" else None
     try:
-        request.app[JOBS].start(kind, dry_run=form.get("dry_run") == "yes")
+        request.app[JOBS].start(kind, dry_run=form.get("dry_run") == "yes", identity=identity)
     except JobBusy as err:
         return _settings(request, status=409, error=str(err))
     raise web.HTTPSeeOther("/settings#vault-h")

@@ -30,7 +30,7 @@ function poll(section) {
       if (text) {
         text.textContent = job.state === "waiting"
           ? "waiting for the hub's own upkeep pass"
-          : job.done + " of " + job.total + " segments";
+          : (job.step === "decode" ? "decoding: " : "") + job.done + " of " + job.total + " segments";
       }
       if (bar) {
         bar.max = Math.max(job.total, 1);

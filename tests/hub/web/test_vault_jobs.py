@@ -231,3 +231,42 @@ async def _prune(hub: WebHub, old: list) -> None:
         for s in old:
             assert f"<code>{s.id}</code>: " in text
         assert json.dumps(job)  # the poll's answer is plain JSON
+
+
+def test_a_check_with_decoding_names_a_segment_that_does_not_decode(vault_hub):
+    """`footage check --decode` from the page: the session's own key decrypts each segment."""
+    from hub.service import Hub
+    from hub.timeutil import parse_time
+
+    hub = vault_hub
+    opened = Hub(hub.root)
+    try:
+        start = parse_time("2026-11-29T08:00:00Z")
+        broken = opened.vault.seal("porch", start, start + timedelta(seconds=10), "video/mp4",
+                                   b"not an MP4 at all" * 100)
+    finally:
+        opened.close()
+    run_async(_decode(hub, broken))
+
+
+async def _decode(hub: WebHub, broken) -> None:
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        token = await csrf_of(owner, "/settings")
+        async with owner.post("/settings/vault/check", data={"csrf": token, "decode": "yes"},
+                              allow_redirects=False) as r:
+            assert r.status == 303
+        job = await _until(owner, lambda j: j["state"] == "done", "the decoding check")
+        report = job["report"]
+        assert (job["decode"], job["step"], report["decoded"]) == (True, "decode", True)
+        assert report["not_sealed_to_you"] == 0
+        ok = [s for s in _segments(hub.root) if s.status == "ok"]
+        assert job["done"] == job["total"] == len(ok)
+        undecodable = [r for r in report["repairs"] if r["action"] == "undecodable"]
+        assert [r["path"] for r in undecodable] == [broken.path]
+        assert undecodable[0]["detail"].startswith(f"segment {broken.id} ")
+        assert {r["action"] for r in report["repairs"]} <= {"undecodable", "flagged-missing"}
+        async with owner.get("/settings") as page:
+            text = await page.text()
+        assert "checked and decoded to the end," in text
+        assert f"<strong>undecodable</strong>: <code>{broken.path}</code>" in text
