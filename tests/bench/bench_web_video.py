@@ -33,9 +33,10 @@ from tests.hub.web.conftest import (
     PASSPHRASE,
     browser_sign_in,
     page_for,
+    run_async,
     sign_in,
 )
-from tests.hub.web.video import GRAB, run_async, stamped_hub
+from tests.hub.web.video import GRAB, stamped_hub
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

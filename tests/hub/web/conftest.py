@@ -114,6 +114,20 @@ async def csrf_of(client: aiohttp.ClientSession, path: str = "/") -> str:
         return re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
 
 
+async def add_viewer(hub: WebHub, name: str, passphrase: str, *cameras: str) -> None:
+    """Add a viewer through the settings page, signed in as the owner, and share cameras with them."""
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        token = await csrf_of(owner, "/settings")
+        async with owner.post("/settings/people", data={
+                "csrf": token, "name": name, "role": "viewer", "passphrase": passphrase}) as reply:
+            assert reply.status == 200
+        for camera in cameras:
+            async with owner.post(f"/settings/people/{name}/share", data={
+                    "csrf": token, "camera": camera, "shared": "yes"}) as reply:
+                assert reply.status == 200
+
+
 @pytest.fixture
 def web_hub(tmp_path):
     """A running hub with one synthetic camera `porch`."""

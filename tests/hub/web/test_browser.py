@@ -14,12 +14,11 @@ from tests.hub.web.conftest import (
     PASSPHRASE,
     PHONE,
     WebHub,
+    add_viewer,
     browser_sign_in,
-    csrf_of,
     page_for,
     run_async,
     shots_dir,
-    sign_in,
 )
 
 VIEWER_PASS = "viewer-passphrase-1"
@@ -81,18 +80,7 @@ def _check_pages(browser, hub: WebHub, who: str, passphrase: str) -> list[str]:
 @pytest.fixture
 def shared_hub(tmp_path):
     hub = WebHub(tmp_path / "cedar", cameras=("porch", "garage")).start()
-
-    async def add_viewer() -> None:
-        async with hub.client() as owner:
-            signed = await sign_in(owner, "owner", PASSPHRASE)
-            assert signed.status == 303, await signed.text()
-            token = await csrf_of(owner, "/settings")
-            await owner.post("/settings/people", data={
-                "csrf": token, "name": "sam", "role": "viewer", "passphrase": VIEWER_PASS})
-            await owner.post("/settings/people/sam/share", data={
-                "csrf": token, "camera": "porch", "shared": "yes"})
-
-    run_async(add_viewer())
+    run_async(add_viewer(hub, "sam", VIEWER_PASS, "porch"))
     yield hub
     hub.stop()
 

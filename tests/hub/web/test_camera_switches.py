@@ -5,6 +5,7 @@ the CLI's exact error, and a viewer or a forged form changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import sqlite3
@@ -16,13 +17,14 @@ import pytest
 from tests.hub.web.conftest import (
     PASSPHRASE,
     WebHub,
+    add_viewer,
     browser_sign_in,
     csrf_of,
     page_for,
     porchlight,
     sign_in,
 )
-from tests.hub.web.video import ANN, add_viewer
+from tests.hub.web.video import ANN
 
 # Small, short-segment cameras: the tests count segments, and the machine is shared.
 SMALL = 'type = "synthetic"\nwidth = 320\nheight = 180\nfps = 10'
@@ -91,6 +93,17 @@ async def test_refusals_show_their_error_and_change_nothing(guarded_hub):
     await add_viewer(hub, "ann", ANN, "porch", "drive")
     before = config.read_bytes(), config.stat().st_mtime_ns
 
+    async with hub.client() as viewer:
+        assert (await sign_in(viewer, "ann", ANN)).status == 303
+        # The viewer's own valid token: refused for the role, not for the form.
+        token = await csrf_of(viewer, "/")
+        async with viewer.post("/settings/cameras/porch/switches", data={
+                "csrf": token, "recording": "off", "analysis": "off"},
+                allow_redirects=False) as reply:
+            assert (reply.status, await reply.text()) == (403, "only an owner may do this")
+        async with viewer.get("/settings/cameras") as reply:
+            assert reply.status == 403
+
     async with hub.client() as owner:
         assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
         token = await csrf_of(owner, "/settings/cameras")
@@ -118,24 +131,9 @@ async def test_refusals_show_their_error_and_change_nothing(guarded_hub):
                               allow_redirects=False) as reply:
             assert (reply.status, await reply.text()) == (
                 403, "the form is out of date or forged (no valid CSRF token)")
+        assert (config.read_bytes(), config.stat().st_mtime_ns) == before
 
-    async with hub.client() as viewer:
-        assert (await sign_in(viewer, "ann", ANN)).status == 303
-        # The viewer's own valid token: refused for the role, not for the form.
-        token = await csrf_of(viewer, "/")
-        async with viewer.post("/settings/cameras/porch/switches", data={
-                "csrf": token, "recording": "off", "analysis": "off"},
-                allow_redirects=False) as reply:
-            assert (reply.status, await reply.text()) == (403, "only an owner may do this")
-        async with viewer.get("/settings/cameras") as reply:
-            assert reply.status == 403
-
-    assert (config.read_bytes(), config.stat().st_mtime_ns) == before
-
-    # What the owner may do is done, and the running hub restarts porch without analysis.
-    async with hub.client() as owner:
-        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
-        token = await csrf_of(owner, "/settings/cameras")
+        # What the owner may do is done, and the running hub restarts porch without analysis.
         async with owner.post("/settings/cameras/porch/switches", data={
                 "csrf": token, "recording": "on", "analysis": "off"},
                 allow_redirects=False) as reply:
@@ -146,8 +144,9 @@ async def test_refusals_show_their_error_and_change_nothing(guarded_hub):
     assert "Camera porch: recording on, motion analysis off. The hub follows within a second." \
         in page
     assert "analysis = false" in config.read_text()
-    _wait_until(lambda: _logged(hub, "camera porch: started (synthetic, continuous, no analysis)"),
-                "the hub to restart porch without analysis")
+    await asyncio.to_thread(
+        _wait_until, lambda: _logged(hub, "camera porch: started (synthetic, continuous, no "
+                                     "analysis)"), "the hub to restart porch without analysis")
 
 
 def _switch_recording_by_keyboard(page, hub: WebHub, key: str, now: str) -> None:

@@ -13,7 +13,15 @@ from markupsafe import escape
 from hub.datadir import DataDir
 from hub.db import connect
 from hub.vault.store import Vault
-from tests.hub.web.conftest import PASSPHRASE, WebHub, csrf_of, porchlight, run_async, sign_in
+from tests.hub.web.conftest import (
+    PASSPHRASE,
+    WebHub,
+    add_viewer,
+    csrf_of,
+    porchlight,
+    run_async,
+    sign_in,
+)
 
 VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
 FORGED = "the form is out of date or forged (no valid CSRF token)"
@@ -34,24 +42,12 @@ def held_hub(tmp_path_factory, clip25):
     porchlight("footage", "import", "--data", root, "--camera", "porch", "--start",
                start.isoformat(), clip25)
     hub.start()
-    run_async(_add_viewer(hub))
+    run_async(add_viewer(hub, VIEWER, VIEWER_PASS, "porch"))
     hub.day = day.isoformat()
     hub.start_at = start
     yield hub
     hub.stop()
     assert "Traceback" not in "".join(hub.log), "".join(hub.log)[-4000:]
-
-
-async def _add_viewer(hub: WebHub) -> None:
-    async with hub.client() as owner:
-        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
-        token = await csrf_of(owner, "/settings")
-        async with owner.post("/settings/people", data={
-                "csrf": token, "name": VIEWER, "role": "viewer", "passphrase": VIEWER_PASS}) as r:
-            assert r.status == 200
-        async with owner.post(f"/settings/people/{VIEWER}/share", data={
-                "csrf": token, "camera": "porch", "shared": "yes"}) as r:
-            assert r.status == 200
 
 
 def holds(hub: WebHub) -> list[tuple[str, str, str]]:

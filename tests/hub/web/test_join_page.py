@@ -15,7 +15,7 @@ from markupsafe import escape
 
 from federation.gateway.app import DB_FILE
 from tests.hub.neighbourhood.test_neighbourhood import Running, _porchlight
-from tests.hub.web.conftest import PASSPHRASE, WebHub, csrf_of, run_async, sign_in
+from tests.hub.web.conftest import PASSPHRASE, WebHub, add_viewer, csrf_of, run_async, sign_in
 
 VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
 FORGED = "the form is out of date or forged (no valid CSRF token)"
@@ -31,20 +31,11 @@ def lonely(tmp_path_factory):
     url = gateway.ready.split(" on ", 1)[1].split(" as ")[0]
     hub = WebHub(root / "maple", cameras=())
     hub.start()
-    run_async(_add_viewer(hub))
+    run_async(add_viewer(hub, VIEWER, VIEWER_PASS))
     yield {"hub": hub, "url": url, "gateway_dir": gw, "root": root}
     hub.stop()
     gateway.stop()
     assert "Traceback" not in "".join(hub.log), "".join(hub.log)[-4000:]
-
-
-async def _add_viewer(hub: WebHub) -> None:
-    async with hub.client() as owner:
-        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
-        token = await csrf_of(owner, "/settings")
-        async with owner.post("/settings/people", data={
-                "csrf": token, "name": VIEWER, "role": "viewer", "passphrase": VIEWER_PASS}) as r:
-            assert r.status == 200
 
 
 def invite(world) -> str:

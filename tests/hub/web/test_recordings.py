@@ -23,13 +23,15 @@ from tests.hub.web.conftest import (
     LAPTOP,
     PASSPHRASE,
     PHONE,
+    add_viewer,
     browser_sign_in,
     page_for,
     porchlight,
+    run_async,
     shots_dir,
     sign_in,
 )
-from tests.hub.web.video import ANN, add_viewer, grab_moving, run_async, stamped_hub
+from tests.hub.web.video import ANN, grab_moving, stamped_hub
 
 PLAYING = """() => {
   const v = document.getElementById('playback');

@@ -23,7 +23,15 @@ from markupsafe import escape
 from hub.datadir import DataDir
 from hub.db import connect
 from hub.vault.store import Vault
-from tests.hub.web.conftest import PASSPHRASE, WebHub, csrf_of, porchlight, run_async, sign_in
+from tests.hub.web.conftest import (
+    PASSPHRASE,
+    WebHub,
+    add_viewer,
+    csrf_of,
+    porchlight,
+    run_async,
+    sign_in,
+)
 
 VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
 FORGED = "the form is out of date or forged (no valid CSRF token)"
@@ -64,19 +72,10 @@ def vault_hub(tmp_path_factory, clip25):
     hub.start()
     _wait_for(lambda: any("retention deleted" in line for line in hub.log),
               "the hub's first retention pass")
-    run_async(_add_viewer(hub))
+    run_async(add_viewer(hub, VIEWER, VIEWER_PASS))
     yield hub
     hub.stop()
     assert "Traceback" not in "".join(hub.log), "".join(hub.log)[-4000:]
-
-
-async def _add_viewer(hub: WebHub) -> None:
-    async with hub.client() as owner:
-        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
-        token = await csrf_of(owner, "/settings")
-        async with owner.post("/settings/people", data={
-                "csrf": token, "name": VIEWER, "role": "viewer", "passphrase": VIEWER_PASS}) as r:
-            assert r.status == 200
 
 
 async def _job(client) -> dict | None:

@@ -1,12 +1,9 @@
 """Helpers for the video pages' tests: hubs whose synthetic cameras stamp each frame's capture
-time, viewers added through the settings page, and a pixel check on a <video> in Chromium."""
+time, and a pixel check on a <video> in Chromium (viewers are added with conftest's add_viewer)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
-from tests.hub.web.conftest import PASSPHRASE, WebHub, csrf_of, sign_in
+from tests.hub.web.conftest import WebHub
 
 ANN = "ann-passphrase-long"
 # Draw the <video> into a canvas; return a few thousand sampled pixels and the stamped capture
@@ -33,39 +30,6 @@ GRAB = """(id) => {
   const sum = ((value >>> 24) & 255) + ((value >>> 16) & 255) + ((value >>> 8) & 255) + (value & 255);
   return {sample, stamp: sum % 256 === check ? value : null, now: Date.now(), time: v.currentTime};
 }"""
-
-
-def run_async(coroutine):
-    """Run a coroutine in a thread of its own (Playwright's sync API owns this thread's loop)."""
-    result: list = []
-    errors: list = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(coroutine))
-        except BaseException as err:  # noqa: BLE001 - re-raised in the test's thread
-            errors.append(err)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0] if result else None
-
-
-async def add_viewer(hub: WebHub, name: str, passphrase: str, *cameras: str) -> None:
-    """Add a viewer through the settings page and share cameras with them."""
-    async with hub.client() as owner:
-        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
-        token = await csrf_of(owner, "/settings")
-        async with owner.post("/settings/people", data={
-                "csrf": token, "name": name, "role": "viewer", "passphrase": passphrase}) as reply:
-            assert reply.status == 200
-        for camera in cameras:
-            async with owner.post(f"/settings/people/{name}/share", data={
-                    "csrf": token, "camera": camera, "shared": "yes"}) as reply:
-                assert reply.status == 200
 
 
 def stamped_hub(root, cameras=("porch", "garage")) -> WebHub:
