@@ -221,9 +221,15 @@ async def approve(hub, client, gateway_kid: str, request_id: str, identity,
     """Seal, upload and answer for one request the owner approved."""
     progress = progress or _quiet
     row = _pending(hub, request_id)
-    # Decrypting, blurring and sealing take seconds of CPU: off the event loop.
-    clips = await asyncio.to_thread(build_clips, hub, row, identity, cameras, blur_faces,
-                                    progress)
+    try:
+        # Decrypting, blurring and sealing take seconds of CPU: off the event loop.
+        clips = await asyncio.to_thread(build_clips, hub, row, identity, cameras, blur_faces,
+                                        progress)
+    except BaseException:
+        # A camera's footage held before a later camera failed, or before the hub stopped:
+        # nothing was sent, so nothing stays held for this request.
+        hub.vault.release("request", request_id)
+        raise
     del identity  # every clip is sealed: the owner's key is needed no more
     listed = [d for d, _ in clips]
     signed = sign_answer(hub_key(hub.data), gateway_kid=gateway_kid, request_id=request_id,
@@ -243,6 +249,10 @@ async def approve(hub, client, gateway_kid: str, request_id: str, identity,
         hub.vault.release("request", request_id)
         raise PorchlightError(f"the approval could not be delivered: {err}; nothing was "
                               "answered, try again") from err
+    except asyncio.CancelledError:
+        # The hub is stopping mid-upload (the web UI's job is cancelled): nothing was answered.
+        hub.vault.release("request", request_id)
+        raise
     _decide(hub, request_id, APPROVED, listed, signed.token, receipt)
     return Decision(APPROVED, listed, signed.token, receipt.log_index)
 

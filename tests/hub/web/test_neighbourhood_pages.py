@@ -98,7 +98,7 @@ def world(tmp_path_factory):
     run_async(_add_viewer(maple))
     yield {"url": url, "agency": agency, "maple": maple, "oak": oak, "clip": clip,
            "start": start, "end": start + timedelta(minutes=45), "gateway_dir": gw,
-           "gateway": gateway}
+           "gateway": gateway, "authority_fp": authority_fp}
     for hub in (maple, oak):
         hub.stop()
     gateway.stop()
@@ -538,6 +538,56 @@ def test_an_approval_runs_as_a_job_with_progress_and_a_second_approve_is_refused
                                "answer"]
     assert _status(world, request_id) == "approved"
     assert _agency_status(world, request_id)["approved"] == 1
+
+
+def _holds_of(hub: WebHub, request_id: str) -> int:
+    with sqlite3.connect(hub.root / "porchlight.db") as db:
+        return db.execute("select count(*) from holds where reference = ?",
+                          [request_id]).fetchone()[0]
+
+
+def test_an_approval_cut_short_by_the_hub_stopping_holds_and_sends_nothing(world, tmp_path):
+    # A hub of its own (maple's neighbour, with the same footage), since this one is stopped.
+    birch = WebHub(tmp_path / "birch")
+    _porchlight("footage", "import", "--data", birch.root, "--camera", "porch", "--start",
+                (world["start"] + timedelta(minutes=10)).isoformat(), world["clip"])
+    code = _porchlight("gateway", "invite", "--data", world["gateway_dir"]).stdout.strip()
+    _porchlight("join", "--data", birch.root, world["url"], code, "--registry-key",
+                world["authority_fp"])
+    birch.start()
+    gateway = world["gateway"]
+
+    def status() -> str | None:
+        out = _porchlight("requests", "list", "--data", birch.root, "--json").stdout
+        return {r["id"]: r["status"] for r in json.loads(out)["requests"]}.get(request_id)
+
+    async def start_and_stall() -> int:
+        async with birch.client() as owner:
+            await sign_in(owner, "owner", PASSPHRASE)
+            token = await csrf_of(owner, f"/requests/{request_id}")
+            async with owner.post(f"/requests/{request_id}/approve", allow_redirects=False,
+                                  data={"csrf": token, "camera": "porch", "blur": "no",
+                                        "passphrase": PASSPHRASE}) as reply:
+                assert reply.status == 303
+            await _job_until(owner, request_id, lambda j: j["steps"][2]["state"] == "active")
+        return _holds_of(birch, request_id)
+
+    try:
+        request_id = _ask(world, "2026-PD9-0421")
+        assert _wait_for(lambda: status() == "pending", timeout=30)
+        os.kill(gateway.proc.pid, signal.SIGSTOP)
+        try:
+            held_while_uploading = run_async(start_and_stall())
+            birch.stop()  # the job is cancelled mid-upload
+        finally:
+            os.kill(gateway.proc.pid, signal.SIGCONT)
+    finally:
+        birch.stop()
+    assert held_while_uploading > 0
+    assert _holds_of(birch, request_id) == 0
+    assert status() == "pending"
+    assert _agency_status(world, request_id)["approved"] == 0
+    assert "Traceback" not in "".join(birch.log), "".join(birch.log)[-4000:]
 
 
 def test_a_failed_approval_shows_its_exact_error_and_sends_nothing(world):
