@@ -149,3 +149,18 @@ async def test_the_disk_nearly_full_arrives_by_mail_through_apprise(hub_dir, tmp
     assert text.split()[:3] == ["disk", "nearly", "full:"]
     assert "free of" in text and text.split()[-1] == "https://hub.example.lan:8765/settings"
     assert "MAIL_URL" not in log and f"127.0.0.1:{port}" not in log
+
+
+def test_a_bad_notifier_stops_the_start_with_one_line(hub_dir):
+    import subprocess
+
+    config = hub_dir / "config.toml"
+    config.write_text(config.read_text() + CAMERA + _webhook("hook", "http://127.0.0.1:9/x")
+                      .replace("HOOK_SECRET", "UNSET_SECRET"))
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "run", "--http", "--data",
+                           str(hub_dir), "--listen", "127.0.0.1:0"],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1, "", "porchlight: error: notifiers.hook: secret: environment variable UNSET_SECRET "
+               "is not set\n")
+    assert _segments(hub_dir) == 0  # it stopped before any camera started
