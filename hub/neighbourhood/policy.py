@@ -20,6 +20,7 @@ from federation.errors import FederationError
 from federation.http import PublicGatewayClient
 from federation.mdns import browse
 from federation.tlog.cosignature import verify_cosignatures
+from hub.config import load_config
 from hub.neighbourhood.lan import LanDirectory
 from hub.neighbourhood.witness import pin_lan_witness, set_config_value, trusted_witnesses
 
@@ -83,4 +84,6 @@ async def choose_witness_policy(hub, membership) -> PolicyChoice:
     k = DEFAULT_K if cosigned else 0
     if k:
         set_config_value(hub.data, "witnesses", "min", k)
+        # A running hub (the web UI's join) checks its next request against the new k.
+        hub.config = load_config(hub.data.root)
     return PolicyChoice(k, True, len(trusted), cosigned)

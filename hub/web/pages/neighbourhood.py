@@ -36,6 +36,7 @@ from hub.neighbourhood.attachments import (
     remove_attachments,
     store_attachments,
 )
+from hub.neighbourhood.policy import choose_witness_policy
 from hub.neighbourhood.service import alert_channels, join_async, load_membership, queue_alert
 from hub.timeutil import utcnow
 from hub.web.ui import HUB, UPLOADS, owner_only, read_form, render, session_of
@@ -107,6 +108,7 @@ def feed_data(hub, session) -> dict:
         "gateway": membership,
         "gateway_state": service.gateway_state if service is not None else "not running",
         "lan_enabled": hub.config.lan.enabled,
+        "witness_min": hub.config.witnesses.min,
         "lan_peers": lan_peers,
         "events": events,
         "categories": ALERT_CATEGORIES,
@@ -307,10 +309,13 @@ async def join_gateway(request: web.Request) -> web.Response:
                                           registry_key=fields["registry_key"] or None)
         except (PorchlightError, FederationError) as err:
             return await refuse(str(err))
+        # As `porchlight join` does: the default k of the witness policy (docs/witness.md).
+        policy = await choose_witness_policy(hub, membership)
         service = getattr(hub, "neighbourhood", None)
         if service is not None:
             service.attach(membership)
-    log.info("web: joined gateway %s at %s", membership.gateway_name, membership.url)
+    log.info("web: joined gateway %s at %s; agency requests need %d witness cosignatures",
+             membership.gateway_name, membership.url, policy.k)
     raise web.HTTPSeeOther("/neighbourhood?joined=1#neighbours-h")
 
 

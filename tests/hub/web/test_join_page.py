@@ -14,6 +14,7 @@ import pytest
 from markupsafe import escape
 
 from federation.gateway.app import DB_FILE
+from tests.federation.witness_fixtures import running_witness
 from tests.hub.neighbourhood.test_neighbourhood import Running, _porchlight
 from tests.hub.web.conftest import PASSPHRASE, WebHub, add_viewer, csrf_of, run_async, sign_in
 
@@ -23,18 +24,24 @@ FORGED = "the form is out of date or forged (no valid CSRF token)"
 
 @pytest.fixture(scope="module")
 def lonely(tmp_path_factory):
-    """A gateway with invites, and a running hub that has not joined it, with a viewer."""
+    """A gateway with invites whose log a witness cosigns, and a running hub that trusts that
+    witness (its key, no k) and has not joined the gateway, with a viewer."""
     root = tmp_path_factory.mktemp("join")
     gw = root / "gateway"
     _porchlight("gateway", "init", "--data", gw, "--name", "Elm Street")
-    gateway = Running("gateway", "run", "--data", gw, "--listen", "127.0.0.1:0")
-    url = gateway.ready.split(" on ", 1)[1].split(" as ")[0]
-    hub = WebHub(root / "maple", cameras=())
-    hub.start()
-    run_async(add_viewer(hub, VIEWER, VIEWER_PASS))
-    yield {"hub": hub, "url": url, "gateway_dir": gw, "root": root}
-    hub.stop()
-    gateway.stop()
+    with running_witness(root / "witness", "witness.example/maple") as witness:
+        witness.follow_gateway_dir(gw)
+        with open(gw / "gateway.toml", "a") as settings:
+            settings.write(f'\n[[witnesses]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
+        gateway = Running("gateway", "run", "--data", gw, "--listen", "127.0.0.1:0")
+        url = gateway.ready.split(" on ", 1)[1].split(" as ")[0]
+        hub = WebHub(root / "maple", cameras=(),
+                     config=f'\n[witnesses]\nkeys = ["{witness.vkey}"]\n')
+        hub.start()
+        run_async(add_viewer(hub, VIEWER, VIEWER_PASS))
+        yield {"hub": hub, "url": url, "gateway_dir": gw, "root": root}
+        hub.stop()
+        gateway.stop()
     assert "Traceback" not in "".join(hub.log), "".join(hub.log)[-4000:]
 
 
@@ -148,6 +155,12 @@ async def _join(world) -> None:
             await asyncio.sleep(0.2)
         assert f"Elm Street at <code>{world['url']}</code>" in text
         assert '<p class="notice" role="status" id="notice">Joined the gateway.</p>' in text
+        # As `porchlight join` does: the gateway's checkpoint is cosigned by a witness the hub
+        # trusts, so requests need that cosignature from now on, in config.toml and the
+        # running hub alike.
+        assert "\nmin = 1\n" in (hub.root / "config.toml").read_text()
+        assert ('<dd id="witness-policy">agency requests need cosignatures by 1 of the '
+                "witnesses this hub trusts</dd>") in text
         assert 'id="join-form"' not in text
         # A second join is refused: one gateway per hub.
         async with owner.post("/neighbourhood/join", data={
