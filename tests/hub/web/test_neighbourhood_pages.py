@@ -31,6 +31,7 @@ from tests.hub.web.conftest import (
     PASSPHRASE,
     PHONE,
     WebHub,
+    add_viewer,
     browser_sign_in,
     csrf_of,
     page_for,
@@ -95,7 +96,7 @@ def world(tmp_path_factory):
         _porchlight("join", "--data", hub.root, url, code, "--registry-key", authority_fp)
     maple.start()
     oak.start("--http")
-    run_async(_add_viewer(maple))
+    run_async(add_viewer(maple, VIEWER, VIEWER_PASS, "porch"))
     yield {"url": url, "agency": agency, "maple": maple, "oak": oak, "clip": clip,
            "start": start, "end": start + timedelta(minutes=45), "gateway_dir": gw,
            "gateway": gateway, "authority_fp": authority_fp}
@@ -103,18 +104,6 @@ def world(tmp_path_factory):
         hub.stop()
     gateway.stop()
     assert "Traceback" not in "".join(maple.log), "".join(maple.log)[-4000:]
-
-
-async def _add_viewer(hub: WebHub) -> None:
-    async with hub.client() as owner:
-        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
-        token = await csrf_of(owner, "/settings")
-        async with owner.post("/settings/people", data={
-                "csrf": token, "name": VIEWER, "role": "viewer", "passphrase": VIEWER_PASS}) as r:
-            assert r.status == 200
-        async with owner.post(f"/settings/people/{VIEWER}/share", data={
-                "csrf": token, "camera": "porch", "shared": "yes"}) as r:
-            assert r.status == 200
 
 
 def _ask(world, case: str) -> str:
@@ -274,7 +263,8 @@ def test_a_viewer_cannot_reach_the_decisions_and_an_owner_denies(browser, world)
             assert (await sign_in(sam, VIEWER, VIEWER_PASS)).status == 303
             token = await csrf_of(sam, "/")
             for path in ("/requests", f"/requests/{request_id}",
-                         f"/requests/{request_id}/frames/porch.jpg"):
+                         f"/requests/{request_id}/frames/porch.jpg",
+                         f"/requests/{request_id}/approval"):
                 async with sam.get(path) as reply:
                     answers.append((path, reply.status))
             for path, form in ((f"/requests/{request_id}/approve",
