@@ -41,8 +41,9 @@ async def push_page(request: web.Request) -> web.Response:
     # Subscribing is only half: a [[notifiers]] entry of type webpush for this person sends.
     targeted = any(entry.type == "webpush" and entry.person == session.name
                    for entry in request.app[HUB].config.notifiers)
+    subscriptions = await asyncio.to_thread(request.app[SUBSCRIPTIONS].of, session.name)
     return render(request, "push.html", public_key=key.application_server_key,
-                  subscriptions=request.app[SUBSCRIPTIONS].of(session.name),
+                  subscriptions=subscriptions,
                   removed=request.query.get("removed") == "1", targeted=targeted)
 
 
@@ -62,8 +63,9 @@ async def subscribe(request: web.Request) -> web.Response:
     body = await request.content.read(MAX_SUBSCRIPTION_BYTES + 1)
     try:
         endpoint, p256dh, auth = parse_subscription(body)
-        subscription = request.app[SUBSCRIPTIONS].add(
-            session.name, endpoint, p256dh, auth,
+        # In a thread: the write waits its turn behind the cameras' (one writer at a time).
+        subscription = await asyncio.to_thread(
+            request.app[SUBSCRIPTIONS].add, session.name, endpoint, p256dh, auth,
             browser_label(request.headers.get("User-Agent", "")))
     except PushSubscriptionError as err:
         status = 413 if len(body) > MAX_SUBSCRIPTION_BYTES else 400
@@ -74,7 +76,9 @@ async def subscribe(request: web.Request) -> web.Response:
 async def unsubscribe(request: web.Request) -> web.Response:
     """Remove one of the signed-in person's own subscriptions."""
     session = session_of(request)
-    if not request.app[SUBSCRIPTIONS].remove(session.name, request.match_info["id"]):
+    removed = await asyncio.to_thread(request.app[SUBSCRIPTIONS].remove, session.name,
+                                      request.match_info["id"])
+    if not removed:
         raise web.HTTPNotFound(text="no such subscription of yours")
     raise web.HTTPSeeOther("/settings/push?removed=1")
 
