@@ -13,6 +13,7 @@ import pytest
 
 from tests.notify_peers import Receiver, closed_port
 from tests.plugins.test_apprise import Mailbox
+from tests.rtsp_fixture import rtsp_server  # noqa: F401 - pytest fixture
 
 SECRET = "s3cret-s3cret-s3cret-0123456789"
 CAMERA = """
@@ -164,3 +165,42 @@ def test_a_bad_notifier_stops_the_start_with_one_line(hub_dir):
         1, "", "porchlight: error: notifiers.hook: secret: environment variable UNSET_SECRET "
                "is not set\n")
     assert _segments(hub_dir) == 0  # it stopped before any camera started
+
+
+async def test_a_camera_going_down_and_coming_back_is_told(
+        hub_dir, tmp_path, hub_env, rtsp_server, clip25):  # noqa: F811
+    receiver = await Receiver(SECRET.encode()).start()
+    server = rtsp_server(files={"/cam": clip25})
+    config = hub_dir / "config.toml"
+    config.write_text(config.read_text()
+                      + f'\n[[cameras]]\nname = "gate"\ntype = "rtsp"\nurl = "{server.url("/cam")}"\n'
+                      + _webhook("hook", receiver.url, 'triggers = ["camera"]\n'))
+    hub = await HubProcess(hub_dir, tmp_path / "hub.log").start(hub_env)
+    restarted = None
+    try:
+        async with asyncio.timeout(60):  # generous for a busy machine
+            while not hub_online(hub_dir, "gate"):
+                await asyncio.sleep(0.2)
+        server.stop()
+        await receiver.wait_for(1, timeout=90)
+        restarted = await asyncio.to_thread(rtsp_server, files={"/cam": clip25},
+                                            port=server.port)
+        await receiver.wait_for(2, timeout=120)
+    finally:
+        code, log = await hub.stop()
+        await receiver.stop()
+        if restarted is not None:
+            restarted.stop()
+    assert code == 0, log
+    titles = [b["title"] for b in receiver.accepted]
+    assert titles[0] in ("Camera gate is down (reconnecting)", "Camera gate is down (unreachable)")
+    # Online at the start is not news: the first is the drop-out, the second the return.
+    assert titles[1] == "Camera gate is back"
+    assert {b["link"] for b in receiver.accepted} == {"/cameras/gate"}
+
+
+def hub_online(root, camera: str) -> bool:
+    """Say whether the running hub last stored the camera as online."""
+    with sqlite3.connect(f"file:{root / 'porchlight.db'}?mode=ro", uri=True) as db:
+        row = db.execute("select state from camera_state where camera = ?", [camera]).fetchone()
+    return row is not None and row[0] == "online"
