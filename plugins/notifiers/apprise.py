@@ -9,6 +9,7 @@ A retry goes only to the services that failed the previous attempt.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
@@ -46,6 +47,9 @@ class AppriseNotifier:
     def __init__(self, hub, settings: dict) -> None:
         own = {k: v for k, v in settings.items() if k not in NotifierEntry.HUB_KEYS}
         parsed = AppriseSettings.model_validate(own)
+        # Apprise's debug lines print the URLs it loaded and each payload: keep them out of
+        # the hub's log even when it runs verbose (its warnings name only the host).
+        logging.getLogger("apprise").setLevel(logging.WARNING)
         self.services: list[tuple[str, apprise.Apprise]] = []
         for index, url in enumerate(parsed.urls):
             if isinstance(url, SecretRef):
