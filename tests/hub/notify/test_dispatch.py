@@ -130,6 +130,7 @@ async def test_down_slow_and_500_targets_block_neither_the_source_nor_the_good_o
             await hanging.wait_for(2)  # the first send timed out and was tried again
     finally:
         hub.close()
+    print(f"\nemit with three failing targets: at most {max(emitted) * 1000:.2f} ms per event")
     assert [b["event"]["id"] for b in good.accepted] == [f"req{n}" for n in range(5)]
     # Handing an event over costs no network time (well under the 1 s timeout of a target).
     assert max(emitted) < FAST.timeout_s / 4, emitted
