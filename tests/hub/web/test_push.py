@@ -109,8 +109,12 @@ async def test_each_person_subscribes_lists_and_removes_only_their_own(hub, push
         # told that no webpush target sends to them yet.
         assert 'href="/settings/push"' in text
         assert 'id="push-none"' in text and "Firefox on Android" not in text
-        assert 'id="push-untargeted"' in text
+        assert 'id="push-untargeted"' in text and 'id="push-test"' not in text
         token = await csrf_of(sam, "/settings/push")
+        async with sam.post("/settings/push/test", data={"csrf": token}) as reply:
+            assert reply.status == 409
+            assert ("No webpush notifier is set up for sam in config.toml: nothing can be sent "
+                    "yet.") in await reply.text()
         async with sam.post(f"/settings/push/subscriptions/{owner_id}/remove",
                             data={"csrf": token}) as reply:
             assert reply.status == 404
@@ -125,6 +129,34 @@ async def test_each_person_subscribes_lists_and_removes_only_their_own(hub, push
             assert reply.status == 303
             assert reply.headers["Location"] == "/settings/push?removed=1"
     assert [(p, e) for _, p, e in rows(hub)] == [("owner", push.browsers["phone"].endpoint)]
+
+
+async def test_a_person_sends_themselves_a_test_notification(hub, push):
+    push.vapid_public_key = load_or_create_vapid_key(DataDir(hub.root)).application_server_key
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        token = await csrf_of(owner, "/settings/push")
+        async with owner.post("/settings/push/test", data={"csrf": token}) as reply:
+            assert reply.status == 400
+            assert "None of your browsers is subscribed: press Notify this browser first." \
+                in await reply.text()
+        assert (await post(owner, push.subscribe("phone"), token)).status == 201
+        async with owner.post("/settings/push/test", data={"csrf": token},
+                              allow_redirects=False) as reply:
+            assert (reply.status, reply.headers["Location"]) == (303, "/settings/push?tested=1")
+        async with owner.get("/settings/push?tested=1") as page:
+            assert "Sent a test notification to 1 browser: each should show it now." \
+                in await page.text()
+        assert push.wait_for("phone", 1) == [{
+            "title": "Porchlight · maple", "body": "A test: notifications reach this browser.",
+            "link": "/settings/push"}]
+        # Push services throttle senders that flood: one test per person every 10 s.
+        async with owner.post("/settings/push/test", data={"csrf": token}) as reply:
+            assert reply.status == 429
+            assert "A test was sent just now: try again in" in await reply.text()
+        async with owner.post("/settings/push/test", data={"csrf": "forged"}) as reply:
+            assert reply.status == 403
+    assert push.browsers["phone"].hits == 1
 
 
 async def test_bad_subscription_posts_are_refused_with_their_error_and_store_nothing(hub, push):
@@ -152,6 +184,15 @@ async def test_bad_subscription_posts_are_refused_with_their_error_and_store_not
             reply = await post(owner, subscription, token)
             assert (reply.status, await reply.json()) == (status, {"error": error}), error
     assert rows(hub) == []
+
+
+async def test_the_nav_marks_notifications_on_both_of_its_pages(hub):
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        for path in ("/settings/push", "/settings/notifications", "/settings"):
+            async with owner.get(path) as page:
+                current = re.findall(r'<a href="([^"]+)" aria-current="page">', await page.text())
+            assert current == (["/settings"] if path == "/settings" else ["/settings/push"]), path
 
 
 def test_a_real_motion_event_reaches_the_browser_subscribed_in_the_web_ui(tmp_path, push):
@@ -237,6 +278,8 @@ def test_an_agency_request_reaches_the_owners_browser_with_its_link_and_no_locat
     assert push.refused == []
 
 
+# Last in this module: Playwright's sync API holds an event loop in this thread from here on,
+# which async tests must not meet (tests/hub/web/conftest.py `browser`).
 def test_the_button_the_worker_and_the_notification_in_chromium(browser, tmp_path, push):
     hub = WebHub(tmp_path / "elm", cameras=(), config=WEBPUSH).start("--http")
     try:
@@ -312,11 +355,3 @@ def test_the_button_the_worker_and_the_notification_in_chromium(browser, tmp_pat
     finally:
         hub.stop()
 
-
-async def test_the_nav_marks_notifications_on_both_of_its_pages(hub):
-    async with hub.client() as owner:
-        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
-        for path in ("/settings/push", "/settings/notifications", "/settings"):
-            async with owner.get(path) as page:
-                current = re.findall(r'<a href="([^"]+)" aria-current="page">', await page.text())
-            assert current == (["/settings"] if path == "/settings" else ["/settings/push"]), path
