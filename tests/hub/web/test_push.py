@@ -217,6 +217,7 @@ def test_a_real_motion_event_reaches_the_browser_subscribed_in_the_web_ui(tmp_pa
     assert payload["title"] == "Motion on yard"
     assert payload["link"] == "/cameras/yard"
     assert push.refused == []
+    assert "Traceback" not in "".join(hub.log)
 
 
 def test_an_agency_request_reaches_the_owners_browser_with_its_link_and_no_location(
@@ -276,6 +277,7 @@ def test_an_agency_request_reaches_the_owners_browser_with_its_link_and_no_locat
     # Neither the request's circle nor the hub's own place (conftest's 51.5007,-0.1246).
     assert "51.50" not in json.dumps(payload) and "0.124" not in json.dumps(payload)
     assert push.refused == []
+    assert "Traceback" not in "".join(hub.log)
 
 
 # Last in this module: Playwright's sync API holds an event loop in this thread from here on,
