@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import sqlite3
 import tarfile
 import threading
@@ -46,6 +47,9 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 SNAPSHOT = re.compile(r"\.backup-(\d+)$")
 COMPANIONS = ("-wal", "-shm", "-journal")
 CHUNK = 1 << 20
+# Backups the web UI is streaming to a browser (take_for_download): never part of a backup.
+DOWNLOADS = "downloads"
+DOWNLOAD_NAME = re.compile(r"^\.?backup-(\d+)-[0-9a-f]{16}\.tar(?:\.partial-\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,31 @@ def take_backup(root: Path, out: Path, *, with_footage: bool, passphrase: str | 
         raise BackupError(f"--out {out} is inside the data dir; write the backup somewhere else")
     if not out.parent.is_dir():
         raise BackupError(f"{out.parent} is not a directory")
+    return _take(data, out, with_footage=with_footage, passphrase=passphrase, progress=progress)
+
+
+def take_for_download(root: Path, *, with_footage: bool) -> BackupSummary:
+    """Write a household-sealed backup into the data dir's downloads folder; return it.
+
+    The web UI streams it to the owner's browser and removes it: the file's tar header for
+    data.tar.age is written last, by seeking back, so the archive cannot go to a socket as it
+    is made. The folder is the data dir's own (same disk, mode 0700), holds only age
+    ciphertext, and is never walked into a backup; leftovers of a hub killed mid-download are
+    removed by the next download.
+    """
+    data = DataDir(Path(root)).require()
+    folder = data.root / DOWNLOADS
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for path in folder.iterdir():
+        match = DOWNLOAD_NAME.match(path.name)
+        if match is None or not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+    out = folder / f"backup-{os.getpid()}-{secrets.token_hex(8)}.tar"
+    return _take(data, out, with_footage=with_footage, passphrase=None, progress=False)
+
+
+def _take(data: DataDir, out: Path, *, with_footage: bool, passphrase: str | None,
+          progress: bool) -> BackupSummary:
     if passphrase is None:
         sealed, key = SEALED_HOUSEHOLD, data.identity.read_bytes()
         recipients = vault_recipients(data, load_config(data.root))
@@ -202,7 +231,7 @@ def _size(path: Path) -> int:
 
 def _small_files(root: Path, with_footage: bool) -> Iterator[Path]:
     """Yield the dirs and files to copy, in order; footage and the main database come apart."""
-    skip_dirs = {root / "vault", root / "quarantine"}
+    skip_dirs = {root / "vault", root / "quarantine", root / DOWNLOADS}
     for current, dirs, files in os.walk(root):
         here = Path(current)
         dirs.sort()
@@ -213,7 +242,7 @@ def _small_files(root: Path, with_footage: bool) -> Iterator[Path]:
                 dirs.remove(name)
                 if name == "vault":
                     yield here / name  # the empty vault: the hub fills it
-                elif with_footage:
+                elif name == "quarantine" and with_footage:
                     yield from _tree(here / name)
         names = set(files)
         for name in sorted(files):

@@ -227,6 +227,19 @@ class NeighbourhoodService:
                  self.membership.gateway_kid[:12], self.lan.witness.signer.name,
                  self.lan.witness.vkey)
 
+    def start_witness(self) -> bool:
+        """Serve the witness the owner just turned on (the web UI); return whether it serves."""
+        if self.lan is None or self.membership is None:
+            return False  # the LAN server is not running: a restart starts it
+        if self.lan.witness is None:
+            from hub.neighbourhood.witness import open_witness
+
+            self.lan.witness = open_witness(self.hub, self.membership.gateway_jwk)
+            log.info("witnessing the log of gateway %s as %s (witness key %s)",
+                     self.membership.gateway_kid[:12], self.lan.witness.signer.name,
+                     self.lan.witness.vkey)
+        return True
+
     async def __aexit__(self, *exc) -> None:
         await cancel_and_wait(*self.tasks)
         if self.lan is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.web.pages import (
+    backup,
     camera_settings,
     cameras,
     home,
@@ -15,6 +16,7 @@ from hub.web.pages import (
     push,
     recordings,
     settings,
+    witness,
 )
 from hub.web.pages import neighbourhood as neighbourhood_page
 from hub.web.pages import requests as requests_page
@@ -23,5 +25,5 @@ from hub.web.pages import requests as requests_page
 def setup(app: web.Application) -> None:
     """Add every page's routes."""
     for page in (home, cameras, live, recordings, settings, camera_settings, requests_page,
-                 neighbourhood_page, push, notifications):
+                 neighbourhood_page, push, notifications, backup, witness):
         page.setup(app)
