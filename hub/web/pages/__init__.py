@@ -10,6 +10,7 @@ from hub.web.pages import (
     backup,
     camera_settings,
     cameras,
+    fork,
     home,
     live,
     notifications,
@@ -25,5 +26,5 @@ from hub.web.pages import requests as requests_page
 def setup(app: web.Application) -> None:
     """Add every page's routes."""
     for page in (home, cameras, live, recordings, settings, camera_settings, requests_page,
-                 neighbourhood_page, push, notifications, backup, witness):
+                 neighbourhood_page, push, notifications, backup, witness, fork):
         page.setup(app)

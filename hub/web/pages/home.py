@@ -14,6 +14,7 @@ from hub.cameras.events import list_events
 from hub.neighbourhood.alerts import list_alerts
 from hub.neighbourhood.requests import PENDING
 from hub.timeutil import utcnow
+from hub.web.pages.fork import fork_data
 from hub.web.ui import HUB, render, session_of, visible_cameras
 
 RECENT_EVENTS = 10
@@ -42,6 +43,8 @@ def home_data(hub, session, cameras: list) -> dict:
         "vault_bytes": vault_bytes,
         "disk": disk,
         "retention": hub.config.retention,
+        # Everyone of the household sees the fork alarm; only an owner may resume.
+        "fork": fork_data(hub),
     }
 
 

@@ -46,6 +46,7 @@ from hub.neighbourhood.service import load_membership, with_gateway_client
 from hub.people import HOUSEHOLD
 from hub.vault.media import SEGMENT_TYPE
 from hub.web.frames import first_frame_jpeg
+from hub.web.pages.fork import fork_data
 from hub.web.jobs import FAILED, JOBS, Job, JobBusy
 from hub.web.ui import GUARD, HUB, MAX_FORM_BYTES, owner_only, read_form, render, session_of
 
@@ -148,9 +149,10 @@ async def requests_page(request: web.Request) -> web.Response:
     """List the agency requests: pending first, then past answers with what was sent."""
     hub = request.app[HUB]
     rows = await asyncio.to_thread(list_requests, hub)
+    fork = await asyncio.to_thread(fork_data, hub)
     pending = [r for r in rows if r["status"] == PENDING]
     past = [r for r in rows if r["status"] != PENDING]
-    return render(request, "requests.html", pending=pending, past=past)
+    return render(request, "requests.html", pending=pending, past=past, fork=fork)
 
 
 async def _show(request: web.Request, status: int = 200, error: str | None = None,

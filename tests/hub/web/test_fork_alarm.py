@@ -1,0 +1,219 @@
+"""The fork alarm in the web UI: a gateway that shows two hubs on one LAN two different logs is
+caught by their gossip (hub/neighbourhood/gossip.py, the real code path: two real hubs, one
+gateway key serving two forked logs, as tests/hub/neighbourhood/test_fork_gossip.py does), and
+Home and the Requests page of a real `porchlight run --http` show the alarm with both signed
+checkpoints and the withheld requests; it arrives over the live stream; only an owner may
+resume (a viewer's post and a forged form change nothing); resuming lifts the alarm, keeps the
+proof, and the gateway's next request shows again."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+from federation.keys import load_private_key
+from federation.neighbourhood_log import checkpoint_verifier
+from federation.tlog.checkpoint import open_checkpoint
+from hub.datadir import DataDir
+from hub.neighbourhood.requests import store_registry
+from tests.federation.agency_fixtures import CENTRE, sign_request
+from tests.federation.malicious_gateway import MaliciousGateway
+from tests.hub.neighbourhood.dishonest import agency_under, cli, inbox, jti, pin_to, until
+from tests.hub.web.conftest import PASSPHRASE, WebHub, add_viewer, csrf_of, porchlight, sign_in
+
+LAN = ('[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'
+       "gossip_interval_s = 0.5\n")
+VIEWER_PASS = "robin's own passphrase"
+SECTION = re.compile(r'<section class="card fork-alarm" role="alert".*?</section>', re.S)
+
+
+def _lan_hub(root, registry) -> WebHub:
+    """Make a hub of its own key on the LAN, at the agency fixtures' centre, registry pinned."""
+    hub = WebHub(root, cameras=(), config=LAN)
+    config = root / "config.toml"
+    config.write_text(config.read_text().replace(
+        "location = { lat = 51.5007, lon = -0.1246 }",
+        f"location = {{ lat = {CENTRE[0]}, lon = {CENTRE[1]} }}"))
+    store_registry(DataDir(root), registry)
+    return hub
+
+
+def _text(fragment: str) -> str:
+    """Return what a reader sees of an HTML fragment: its text, spaces collapsed (an inline
+    element runs on; any other ends a word)."""
+    inline = re.sub(r"</?(?:code|time|strong|a)\b[^>]*>", "", fragment)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", inline)).split())
+
+
+async def _page(client, path: str) -> str:
+    async with client.get(path) as reply:
+        assert reply.status == 200, (path, reply.status)
+        return await reply.text()
+
+
+async def _alarm_on(client, path: str) -> str | None:
+    found = SECTION.search(await _page(client, path))
+    return found.group(0) if found else None
+
+
+async def _first_fork_event(client) -> dict:
+    """Read the live stream until the first fork event."""
+    async with client.get("/live") as stream:
+        async for line in stream.content:
+            if line.startswith(b"data: "):
+                event = json.loads(line[6:])
+                if event["kind"] == "fork":
+                    return event
+    raise AssertionError("the live stream ended without a fork event")
+
+
+def _root(signed: str, gateway) -> str:
+    checkpoint = open_checkpoint(signed, checkpoint_verifier(gateway.key.public_jwk))
+    assert checkpoint.size == 1
+    return base64.b64encode(checkpoint.root_hash).decode()
+
+
+async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resumes(
+    tmp_path, clip25
+):
+    # One gateway key, two servers: each hub is shown a log of its own.
+    honest = MaliciousGateway(tmp_path / "gw-a")
+    forked = MaliciousGateway(tmp_path / "gw-b", key=honest.key)
+    registry, agency = agency_under(tmp_path, honest.kid)
+    maple = _lan_hub(tmp_path / "maple", registry)
+    birch = _lan_hub(tmp_path / "birch", registry)
+    # Footage inside the requests' window (2 h ending 1 h ago), so maple shows them its owner.
+    porchlight("footage", "import", "--data", maple.root, "--camera", "porch", "--start",
+               (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0).isoformat(), clip25)
+
+    def sign() -> str:
+        return sign_request(agency, honest.kid, time.time())
+
+    async with honest.serve() as url_a, forked.serve() as url_b:
+        for hub, url in ((maple, url_a), (birch, url_b)):
+            key = load_private_key(hub.root / "keys" / "hub-ed25519.pem")
+            pin_to(hub.root, key, honest, url)
+            hub.start("--http")
+        try:
+            await add_viewer(maple, "robin", VIEWER_PASS)
+            async with maple.client() as owner, maple.client() as viewer:
+                assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+                assert (await sign_in(viewer, "robin", VIEWER_PASS)).status == 303
+                for path in ("/", "/requests"):
+                    assert await _alarm_on(owner, path) is None
+                # The viewer's live stream is open before the fork happens.
+                live = asyncio.create_task(_first_fork_event(viewer))
+
+                # Same size, other root: a fork.
+                first_a, first_b = sign(), sign()
+                honest.push(first_a, honest.log.tlog_proof(honest.log.append(first_a.encode())))
+                forked.push(first_b, forked.log.tlog_proof(forked.log.append(first_b.encode())))
+                honest_view, forked_view = honest.log.signed_checkpoint, forked.log.signed_checkpoint
+                for hub, token in ((maple, first_a), (birch, first_b)):
+                    rows = await until(lambda h=hub: inbox(h.root, "--all"))
+                    assert [r["id"] for r in rows] == [jti(token)], rows
+
+                assert await until(lambda: _alarm_on(owner, "/"))
+                assert await asyncio.wait_for(live, 30) == {"kind": "fork", "camera": None}
+
+                # The gateway's next request is withheld; the alarm counts it.
+                second = sign()
+                honest.log_and_push(second)
+                assert await until(lambda: _withheld_shown(owner))
+
+                done = await asyncio.to_thread(cli, "requests", "list", "--data", maple.root,
+                                               "--json")
+                alarm = json.loads(done.stdout)["fork_alarm"]
+                assert alarm["checkpoints"] == {"ours": honest_view, "theirs": forked_view}
+                ours, theirs = _root(honest_view, honest), _root(forked_view, forked)
+                assert ours != theirs
+                origin = honest_view.splitlines()[0]
+                said = (
+                    "Alarm: the gateway showed two different logs "
+                    f"The gateway {honest.kid[:12]} showed this hub and the LAN neighbour "
+                    f"{alarm['peer'][:12]} different logs (two different trees of size 1). "
+                    "Both checkpoints are signed by the gateway, and they cannot both be true: "
+                    "the gateway may be hiding requests from one of you. "
+                    f"Found {alarm['found']}. 1 request from this gateway withheld since then: "
+                    "new requests are not shown until an owner has looked.")
+                table = ("The two signed checkpoints, kept as proof Seen by Origin Size Root hash "
+                         f"this hub {origin} 1 {ours} the LAN neighbour {origin} 1 {theirs}")
+                kept = (f"Both are kept in the hub's data dir, in {alarm['proof']} "
+                        "(ours.checkpoint, theirs.checkpoint): show them to your neighbours or "
+                        "to the gateway's operator.")
+                resume = ("Resuming shows this gateway's new requests again, as porchlight "
+                          f"requests resume does. The proof stays in the data dir, in "
+                          f"{alarm['proof']}. I have looked: show new requests again")
+                listed = f"Withheld request {jti(second)}, received "
+                for who, path in ((owner, "/"), (owner, "/requests"), (viewer, "/")):
+                    section = await _alarm_on(who, path)
+                    text = _text(section)
+                    assert text.startswith(said), (path, text)
+                    assert table in text and kept in text, (path, text)
+                    for note in (honest_view, forked_view):
+                        assert f'<pre class="note">{html.escape(note)}</pre>' in section
+                    if who is owner:
+                        assert text.endswith(resume) and listed in text, (path, text)
+                    else:
+                        # A viewer sees the alarm, no action and no request.
+                        assert text.endswith("An owner of the household can resume once they "
+                                             "have looked."), text
+                        assert "/requests/resume" not in section and jti(second) not in text
+                # On the Requests page the alarm is part of what the live stream refreshes.
+                assert re.search(r'<div id="inbox" data-live-on="request fork">\s*'
+                                 r'<section class="card fork-alarm" role="alert"',
+                                 await _page(owner, "/requests"))
+
+                # A viewer's post (with the viewer's own valid token) and a forged form (no
+                # token) are refused, and change nothing.
+                token = await csrf_of(viewer, "/")
+                async with viewer.post("/requests/resume", data={"csrf": token}) as reply:
+                    assert (reply.status, await reply.text()) == (403, "only an owner may do this")
+                async with owner.post("/requests/resume", data={}) as reply:
+                    assert (reply.status, await reply.text()) == (
+                        403, "the form is out of date or forged (no valid CSRF token)")
+                assert json.loads((await asyncio.to_thread(
+                    cli, "requests", "list", "--data", maple.root, "--json")).stdout
+                )["fork_alarm"] == alarm
+                assert await _alarm_on(owner, "/requests")
+
+                # The neighbour leaves (its forked view would raise a new alarm on the next
+                # request); the owner resumes: the alarm goes, the proof stays.
+                birch.stop()
+                token = await csrf_of(owner, "/requests")
+                async with owner.post("/requests/resume", data={"csrf": token}) as reply:
+                    assert reply.status == 200
+                    assert ("Showing the gateway's new requests again. The proof stays in the "
+                            f"hub's data dir, in {alarm['proof']}.") in _text(await reply.text())
+                for who, path in ((owner, "/"), (owner, "/requests"), (viewer, "/")):
+                    assert await _alarm_on(who, path) is None
+                assert (maple.root / alarm["proof"] / "ours.checkpoint").read_text() == honest_view
+                assert (maple.root / alarm["proof"] / "theirs.checkpoint").read_text() == \
+                    forked_view
+
+                # The gateway's requests show again.
+                third = sign()
+                honest.log_and_push(third)
+                assert await until(lambda: _pending_shown(owner, jti(third))), \
+                    await inbox(maple.root, "--all")
+        finally:
+            maple.stop()
+            birch.stop()
+    for hub in (maple, birch):
+        assert not any("Traceback" in line for line in hub.log), "".join(hub.log)[-3000:]
+
+
+async def _withheld_shown(client) -> bool:
+    section = await _alarm_on(client, "/")
+    return section is not None and "1 request from this gateway withheld" in _text(section)
+
+
+async def _pending_shown(client, request_id: str) -> bool:
+    page = await _page(client, "/requests")
+    waiting = page.split('<h2 id="pending-h">', 1)[1].split('<h2 id="past-h">', 1)[0]
+    return f'href="/requests/{request_id}"' in waiting
