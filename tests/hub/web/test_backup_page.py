@@ -6,6 +6,7 @@ and a forged form get nothing."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 from hub.cli.main import main as cli_main
@@ -29,7 +30,7 @@ def test_the_owner_downloads_a_backup_that_restores_the_same_footage(tmp_path, c
     secret = tmp_path / "maple.pass"
     hub.start()
     try:
-        body, disposition = run_async(_download(hub))
+        body, disposition, web_seconds = run_async(_download(hub))
         assert NAME.match(disposition), disposition
         downloads = hub.root / "downloads"
         assert not downloads.exists() or not list(downloads.iterdir())  # removed once sent
@@ -39,6 +40,13 @@ def test_the_owner_downloads_a_backup_that_restores_the_same_footage(tmp_path, c
     assert not list((hub.root / "downloads").iterdir())
     backup = tmp_path / "downloaded.tar"
     backup.write_bytes(body)
+    # Figure, not an assertion: the download against `porchlight backup` of the same hub.
+    began = time.perf_counter()
+    _cli("backup", "--data", hub.root, "--out", tmp_path / "cli.backup", "--with-footage")
+    cli_seconds = time.perf_counter() - began
+    print(f"backup with footage: {len(body)} bytes downloaded in {web_seconds:.2f} s from the "
+          f"running hub, `porchlight backup` of the stopped hub {cli_seconds:.2f} s (in process), "
+          f"ratio {web_seconds / cli_seconds:.2f}")
     target = tmp_path / "restored"
     _cli("restore", backup, "--data", target, "--passphrase-file", secret)
     exports = []
@@ -53,17 +61,18 @@ def test_the_owner_downloads_a_backup_that_restores_the_same_footage(tmp_path, c
     assert not (target / "downloads").exists()
 
 
-async def _download(hub: WebHub) -> tuple[bytes, str]:
+async def _download(hub: WebHub) -> tuple[bytes, str, float]:
     async with hub.client() as owner:
         assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
         token = await csrf_of(owner, "/settings")
+        began = time.perf_counter()
         async with owner.post("/settings/backup", data={"csrf": token, "with_footage": "yes"}) as r:
             assert r.status == 200, await r.text()
             assert r.headers["Content-Type"] == "application/x-tar"
             assert r.headers["Cache-Control"] == "no-store"
             body = await r.read()
             assert len(body) == int(r.headers["Content-Length"])
-            return body, r.headers["Content-Disposition"]
+            return body, r.headers["Content-Disposition"], time.perf_counter() - began
 
 
 async def _refused(hub: WebHub) -> None:
