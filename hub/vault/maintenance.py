@@ -63,7 +63,7 @@ class VaultMaintenance:
         self.task: asyncio.Task | None = None
         self.last_check = None
         # One upkeep pass at a time: this service's own, or a check or prune the owner starts
-        # (hub.vault.jobs); two at once would flag files the other is deleting.
+        # (hub.vault.upkeep); two at once would flag files the other is deleting.
         self.lock = threading.Lock()
 
     async def __aenter__(self) -> VaultMaintenance:

@@ -25,8 +25,8 @@ from aiohttp import web
 
 from hub.errors import PassphraseError
 from hub.household import unlock_household_identity
+from hub.jobs import JobBoard
 from hub.people import HOUSEHOLD, OWNER
-from hub.web import jobs
 from hub.web.sessions import LoginGuard, Session, SessionStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ HUB = web.AppKey("hub_object", object)
 LIVE = web.AppKey("live", object)
 # Paths that take a multipart upload larger than the app's body limit, with their own limit.
 UPLOADS = web.AppKey("uploads", dict)
+# The background jobs pages start (hub.jobs): cancelled and awaited when the app shuts down.
+JOBS = web.AppKey("jobs", JobBoard)
 
 
 def templates() -> jinja2.Environment:
@@ -334,7 +336,7 @@ def setup(app: web.Application, hub) -> None:
     app[SESSIONS] = SessionStore(hub.config.web.idle_minutes * 60.0)
     app[GUARD] = LoginGuard()
     app[UPLOADS] = {}
-    jobs.setup(app)
+    app[JOBS] = JobBoard(clock=hub.clock)
     app.middlewares.extend([security_middleware, auth_middleware])
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
@@ -349,6 +351,7 @@ def setup(app: web.Application, hub) -> None:
     async def stop(app: web.Application) -> None:
         if app[LIVE].publish in hub.listeners:
             hub.listeners.remove(app[LIVE].publish)
+        await app[JOBS].close()
         app[SESSIONS].end_all()
 
     app.on_startup.append(start_feed)

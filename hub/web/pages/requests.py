@@ -26,6 +26,7 @@ from federation.tlog.note import parse_note
 from federation.tlog.proof import parse_tlog_proof
 from hub.errors import PassphraseError, PorchlightError, UsageError
 from hub.household import unlock_household_identity
+from hub.jobs import FAILED, Job, JobBusy
 from hub.neighbourhood.requests import (
     ANSWER,
     CUT,
@@ -47,8 +48,7 @@ from hub.people import HOUSEHOLD
 from hub.vault.media import SEGMENT_TYPE
 from hub.web.frames import first_frame_jpeg
 from hub.web.pages.fork import fork_data
-from hub.web.jobs import FAILED, JOBS, Job, JobBusy
-from hub.web.ui import GUARD, HUB, MAX_FORM_BYTES, owner_only, read_form, render, session_of
+from hub.web.ui import GUARD, HUB, JOBS, MAX_FORM_BYTES, owner_only, read_form, render, session_of
 
 log = logging.getLogger(__name__)
 METRES_PER_DEGREE = 111_320.0
@@ -164,7 +164,7 @@ async def _show(request: web.Request, status: int = 200, error: str | None = Non
         data = await asyncio.to_thread(request_page_data, hub, request_id)
     except PorchlightError as err:
         raise web.HTTPNotFound(text=str(err)) from None
-    job = request.app[JOBS].get(request_id)
+    job = request.app[JOBS].get(approval_key(request_id))
     if job is not None and job.state == FAILED and error is None and data["req"]["status"] == PENDING:
         error = job.error  # the last approval's failure, word for word
     return render(request, "request.html", status=status, error=error,
@@ -217,6 +217,11 @@ def _unlock_for(hub, name: str, passphrase: str):
 BUSY = "This request is being decided already: wait for that to finish."
 
 
+def approval_key(request_id: str) -> str:
+    """Return the key of a request's approval job on the app's job board."""
+    return f"approval:{request_id}"
+
+
 def approval_steps(cameras: list[str], agency: str) -> list[tuple[str, str]]:
     """Return the steps of an approval as (key, label), in the order the work reaches them."""
     steps = []
@@ -228,7 +233,7 @@ def approval_steps(cameras: list[str], agency: str) -> list[tuple[str, str]]:
 
 
 def _busy(request: web.Request, request_id: str) -> bool:
-    return request_id in request.app[DECIDING] or request.app[JOBS].running(request_id)
+    return request_id in request.app[DECIDING] or request.app[JOBS].running(approval_key(request_id))
 
 
 @owner_only
@@ -294,8 +299,8 @@ async def approve_request(request: web.Request) -> web.Response:
 
     try:
         # Checked again: another approval may have started while this one unlocked.
-        request.app[JOBS].start(request_id, approval_steps(cameras, pending["agency"]), work,
-                                busy=BUSY)
+        request.app[JOBS].start(approval_key(request_id),
+                                approval_steps(cameras, pending["agency"]), work, busy=BUSY)
     except JobBusy as err:
         return await again(str(err), 409)
     raise web.HTTPSeeOther(f"/requests/{request_id}#approval")
@@ -304,7 +309,7 @@ async def approve_request(request: web.Request) -> web.Response:
 @owner_only
 async def approval_progress(request: web.Request) -> web.Response:
     """Answer the request's approval job (its steps, state and any error) as JSON."""
-    job = request.app[JOBS].get(request.match_info["id"])
+    job = request.app[JOBS].get(approval_key(request.match_info["id"]))
     if job is None:
         raise web.HTTPNotFound(text="no approval of this request was started since the hub started")
     return web.json_response(job.to_json(), headers={"Cache-Control": "no-store"})

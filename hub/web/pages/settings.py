@@ -15,11 +15,12 @@ import threading
 from aiohttp import web
 
 from hub.errors import PorchlightError
-from hub.vault.jobs import JobBusy, VaultJobs
+from hub.jobs import JobBusy
 from hub.vault.retention import RetentionPolicy
-from hub.web.ui import HUB, SESSIONS, owner_only, read_form, render, session_of
+from hub.vault.upkeep import VaultUpkeep, upkeep_json
+from hub.web.ui import HUB, JOBS, SESSIONS, owner_only, read_form, render, session_of
 
-JOBS = web.AppKey("vault_jobs", VaultJobs)
+UPKEEP = web.AppKey("vault_upkeep", VaultUpkeep)
 
 
 def _settings(request: web.Request, status: int = 200, error: str | None = None,
@@ -28,7 +29,7 @@ def _settings(request: web.Request, status: int = 200, error: str | None = None,
     return render(request, "settings.html", status=status, error=error, notice=notice,
                   people=hub.people.list(), cameras=[c.name for c in hub.config.cameras],
                   fingerprint=getattr(hub, "web_fingerprint", None),
-                  retention=hub.config.retention, job=request.app[JOBS].current)
+                  retention=hub.config.retention, job=request.app[UPKEEP].current)
 
 
 @owner_only
@@ -93,7 +94,7 @@ async def start_vault_job(request: web.Request) -> web.Response:
     # Decoding needs a key: the session's own, used by the job and dropped when it ends.
     identity = session_of(request).identity if form.get("decode") == "yes" else None
     try:
-        request.app[JOBS].start(kind, dry_run=form.get("dry_run") == "yes", identity=identity)
+        request.app[UPKEEP].start(kind, dry_run=form.get("dry_run") == "yes", identity=identity)
     except JobBusy as err:
         return _settings(request, status=409, error=str(err))
     raise web.HTTPSeeOther("/settings#vault-h")
@@ -102,13 +103,13 @@ async def start_vault_job(request: web.Request) -> web.Response:
 @owner_only
 async def vault_job(request: web.Request) -> web.Response:
     """Answer the current or last vault job's state, for the page's poll."""
-    job = request.app[JOBS].current
-    return web.json_response(job.as_json() if job is not None else None)
+    return web.json_response(upkeep_json(request.app[UPKEEP].current),
+                             headers={"Cache-Control": "no-store"})
 
 
 def setup(app: web.Application) -> None:
     """Add the settings pages."""
-    async def start_jobs(app: web.Application) -> None:
+    async def start_upkeep(app: web.Application) -> None:
         hub = app[HUB]
         maintenance = getattr(hub, "maintenance", None)
 
@@ -118,13 +119,9 @@ def setup(app: web.Application) -> None:
             return RetentionPolicy.from_config(hub.config.retention)
 
         lock = maintenance.lock if maintenance is not None else threading.Lock()
-        app[JOBS] = VaultJobs(hub.vault, policy, hub.clock, lock)
+        app[UPKEEP] = VaultUpkeep(app[JOBS], hub.vault, policy, hub.clock, lock)
 
-    async def stop_jobs(app: web.Application) -> None:
-        await app[JOBS].close()
-
-    app.on_startup.append(start_jobs)
-    app.on_shutdown.append(stop_jobs)
+    app.on_startup.append(start_upkeep)
     app.router.add_get("/settings", settings)
     app.router.add_post("/settings/vault/{kind:check|prune}", start_vault_job)
     app.router.add_get("/settings/vault/job", vault_job)

@@ -147,7 +147,7 @@ async def _check(hub: WebHub, count: int, missing, pipe: Path) -> None:
         assert (job["kind"], job["total"], job["report"]) == ("check", count, {})
         async with owner.get("/settings") as page:
             text = await page.text()
-        assert 'data-running="yes"' in text and "/static/vault.js" in text
+        assert 'data-running="yes"' in text and "/static/jobs.js" in text
         assert f'<progress id="vault-progress" max="{count}" value="{count}"' in text
         assert f"{count} of {count} segments" in text
 
