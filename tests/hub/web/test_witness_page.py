@@ -107,7 +107,7 @@ def test_the_owner_turns_the_witness_on_and_the_running_hub_serves_it_at_once(tm
         vkey = html.unescape(text.split('id="witness-key">', 1)[1].split("</code>", 1)[0])
         assert vkey.startswith("porchlight-hub-witness/")
         lines = f'[[witnesses]]\nurl = "http://127.0.0.1:{port}"\nvkey = "{vkey}"'
-        shown = re.search(r'<pre id="witness-lines">(.*?)</pre>', text, re.S).group(1)
+        shown = re.search(r'<pre class="lines" id="witness-lines">(.*?)</pre>', text, re.S).group(1)
         assert html.unescape(shown) == lines
         assert ("This hub witnesses the log of gateway Elm Street: its LAN server answers the "
                 "gateway's checkpoints now.") in text
