@@ -2,7 +2,9 @@
 caught by their gossip (hub/neighbourhood/gossip.py, the real code path: two real hubs, one
 gateway key serving two forked logs, as tests/hub/neighbourhood/test_fork_gossip.py does), and
 Home and the Requests page of a real `porchlight run --http` show the alarm with both signed
-checkpoints and the withheld requests; it arrives over the live stream; only an owner may
+checkpoints and the withheld requests; it arrives over the live stream (the viewer's stream
+gets the fork event; the owner's Requests page in Chromium shows it without a reload); only an
+owner may
 resume (a viewer's post and a forged form change nothing); resuming lifts the alarm, keeps the
 proof, and the gateway's next request shows again."""
 
@@ -16,6 +18,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from federation.keys import load_private_key
 from federation.neighbourhood_log import checkpoint_verifier
 from federation.tlog.checkpoint import open_checkpoint
@@ -24,7 +28,17 @@ from hub.neighbourhood.requests import store_registry
 from tests.federation.agency_fixtures import CENTRE, sign_request
 from tests.federation.malicious_gateway import MaliciousGateway
 from tests.hub.neighbourhood.dishonest import agency_under, cli, inbox, jti, pin_to, until
-from tests.hub.web.conftest import PASSPHRASE, WebHub, add_viewer, csrf_of, porchlight, sign_in
+from tests.hub.web.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSPHRASE,
+    WebHub,
+    add_viewer,
+    chromium_missing,
+    csrf_of,
+    porchlight,
+    sign_in,
+)
 
 LAN = ('[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'
        "gossip_interval_s = 0.5\n")
@@ -99,19 +113,34 @@ async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resume
             key = load_private_key(hub.root / "keys" / "hub-ed25519.pem")
             pin_to(hub.root, key, honest, url)
             hub.start("--http")
+        playwright = chromium = None
         try:
+            why = chromium_missing()
+            if why:
+                pytest.fail(why)
+            from playwright.async_api import async_playwright
+
+            playwright = await async_playwright().start()
+            chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                        args=CHROMIUM_ARGS)
             await add_viewer(maple, "robin", VIEWER_PASS)
             async with maple.client() as owner, maple.client() as viewer:
                 assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
                 assert (await sign_in(viewer, "robin", VIEWER_PASS)).status == 303
                 for path in ("/", "/requests"):
                     assert await _alarm_on(owner, path) is None
-                # The viewer's live stream is open before the fork happens.
+                # The viewer's live stream is open before the fork happens, and so is the
+                # owner's Requests page in Chromium.
                 live = asyncio.create_task(_first_fork_event(viewer))
+                page = await _requests_page_in_chromium(chromium, maple)
 
-                # Same size, other root: a fork.
+                # Same size, other root: a fork. Maple's request first, shown live on its
+                # owner's page; then birch's, so that maple's next event is the fork alone
+                # (a request event would refresh the page too).
                 first_a, first_b = sign(), sign()
                 honest.push(first_a, honest.log.tlog_proof(honest.log.append(first_a.encode())))
+                await page.locator(f'#inbox a[href="/requests/{jti(first_a)}"]').wait_for(
+                    timeout=30_000)
                 forked.push(first_b, forked.log.tlog_proof(forked.log.append(first_b.encode())))
                 honest_view, forked_view = honest.log.signed_checkpoint, forked.log.signed_checkpoint
                 for hub, token in ((maple, first_a), (birch, first_b)):
@@ -120,6 +149,14 @@ async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resume
 
                 assert await until(lambda: _alarm_on(owner, "/"))
                 assert await asyncio.wait_for(live, 30) == {"kind": "fork", "camera": None}
+                # The page shows it without a reload: its live part was fetched and swapped.
+                alert = page.locator("#inbox #fork-alarm[role=alert]")
+                await alert.wait_for(timeout=30_000)
+                assert (await alert.locator("h2").inner_text()) == (
+                    "Alarm: the gateway showed two different logs")
+                assert await page.locator("#inbox").get_attribute("data-refreshed")
+                assert page.console_errors == [] and page.hosts == {maple.url.split("//")[1]}
+                await page.context.close()
 
                 # The gateway's next request is withheld; the alarm counts it.
                 second = sign()
@@ -202,10 +239,32 @@ async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resume
                 assert await until(lambda: _pending_shown(owner, jti(third))), \
                     await inbox(maple.root, "--all")
         finally:
+            if chromium is not None:
+                await chromium.close()
+            if playwright is not None:
+                await playwright.stop()
             maple.stop()
             birch.stop()
     for hub in (maple, birch):
         assert not any("Traceback" in line for line in hub.log), "".join(hub.log)[-3000:]
+
+
+async def _requests_page_in_chromium(browser, hub: WebHub):
+    """Sign the owner in through the form in Chromium and open the Requests page."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.console_errors, page.hosts = [], set()
+    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    page.on("request", lambda r: page.hosts.add(re.sub(r"^\w+://([^/]+).*", r"\1", r.url)))
+    await page.goto(hub.url + "/login")
+    await page.fill("#name", "owner")
+    await page.fill("#passphrase", PASSPHRASE)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(hub.url + "/")
+    await page.goto(hub.url + "/requests")
+    assert await page.locator("#fork-alarm").count() == 0
+    return page
 
 
 async def _withheld_shown(client) -> bool:
