@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -78,7 +78,8 @@ def take_backup(root: Path, out: Path, *, with_footage: bool, passphrase: str | 
     return _take(data, out, with_footage=with_footage, passphrase=passphrase, progress=progress)
 
 
-def take_for_download(root: Path, *, with_footage: bool) -> BackupSummary:
+def take_for_download(root: Path, *, with_footage: bool,
+                      on_progress: Callable[[int, int], None] | None = None) -> BackupSummary:
     """Write a household-sealed backup into the data dir's downloads folder; return it.
 
     The web UI streams it to the owner's browser and removes it: the file's tar header for
@@ -95,11 +96,12 @@ def take_for_download(root: Path, *, with_footage: bool) -> BackupSummary:
         if match is None or not _alive(int(match.group(1))):
             path.unlink(missing_ok=True)
     out = folder / f"backup-{os.getpid()}-{secrets.token_hex(8)}.tar"
-    return _take(data, out, with_footage=with_footage, passphrase=None, progress=False)
+    return _take(data, out, with_footage=with_footage, passphrase=None, progress=False,
+                 on_progress=on_progress)
 
 
 def _take(data: DataDir, out: Path, *, with_footage: bool, passphrase: str | None,
-          progress: bool) -> BackupSummary:
+          progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BackupSummary:
     if passphrase is None:
         sealed, key = SEALED_HOUSEHOLD, data.identity.read_bytes()
         recipients = vault_recipients(data, load_config(data.root))
@@ -117,7 +119,7 @@ def _take(data: DataDir, out: Path, *, with_footage: bool, passphrase: str | Non
             with os.fdopen(fd, "wb") as handle:
                 writer = ArchiveWriter(handle, sealed, key)
                 files, segments = _encrypt(writer.data, recipients, data, sealed, with_footage,
-                                           progress)
+                                           progress, on_progress)
                 size = writer.finish()
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -133,7 +135,7 @@ def _take(data: DataDir, out: Path, *, with_footage: bool, passphrase: str | Non
 
 
 def _encrypt(sink, recipients, data: DataDir, sealed: str, with_footage: bool,
-             progress: bool) -> tuple[int, int]:
+             progress: bool, on_progress=None) -> tuple[int, int]:
     """Stream the data dir's tar through age into sink: tar in this thread, age in another."""
     read_end, write_end = os.pipe()
     failed: list[BaseException] = []
@@ -149,7 +151,7 @@ def _encrypt(sink, recipients, data: DataDir, sealed: str, with_footage: bool,
     thread.start()
     try:
         with open(write_end, "wb") as pipe:
-            counts = _write_tar(pipe, data, sealed, with_footage, progress)
+            counts = _write_tar(pipe, data, sealed, with_footage, progress, on_progress)
     except BrokenPipeError:
         thread.join()
         _raise_failure(failed, sink)
@@ -170,7 +172,7 @@ def _raise_failure(failed: list[BaseException], sink) -> None:
 
 
 def _write_tar(pipe: BinaryIO, data: DataDir, sealed: str, with_footage: bool,
-               progress: bool) -> tuple[int, int]:
+               progress: bool, on_progress=None) -> tuple[int, int]:
     """Write the data dir as a tar stream: small files, then footage, then the database."""
     digest = Digest()
     database = _snapshot(data.database)
@@ -180,6 +182,8 @@ def _write_tar(pipe: BinaryIO, data: DataDir, sealed: str, with_footage: bool,
         total = sum(_size(p) for p in plan) + sum(row[2] for row in footage)
         total += database.stat().st_size
         bar = progress_bar(total, "B", "backup", progress)
+        if on_progress is not None:
+            bar = _Reporting(bar, total, on_progress)
         try:
             with tarfile.open(fileobj=pipe, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for path in plan:
@@ -376,6 +380,29 @@ class _Hashing:
         self.read_bytes += len(chunk)
         self.bar.update(len(chunk))
         return chunk
+
+
+class _Reporting:
+    """A progress bar that also tells a listener (the web UI's poll) the bytes done and total."""
+
+    def __init__(self, bar, total: int, listener: Callable[[int, int], None]) -> None:
+        self.bar = bar
+        self.total = total
+        self.done = 0
+        self.listener = listener
+        listener(0, total)
+
+    def update(self, count: int) -> None:
+        self.bar.update(count)
+        self.done += count
+        # The total is the sizes planned at the start; files that grew since (the database, a
+        # log being written) make it more: never show more done than the whole.
+        self.total = max(self.total, self.done)
+        self.listener(self.done, self.total)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.listener(self.done, self.done)  # the whole backup: what was written
 
 
 class _BytesReader:

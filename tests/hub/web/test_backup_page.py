@@ -65,14 +65,26 @@ async def _download(hub: WebHub) -> tuple[bytes, str, float]:
     async with hub.client() as owner:
         assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
         token = await csrf_of(owner, "/settings")
+        async with owner.get("/settings/backup/progress?ticket=page-ticket-1") as r:
+            assert (await r.json())["state"] == "waiting"  # not started yet
         began = time.perf_counter()
-        async with owner.post("/settings/backup", data={"csrf": token, "with_footage": "yes"}) as r:
+        async with owner.post("/settings/backup", data={"csrf": token, "with_footage": "yes",
+                                                        "ticket": "page-ticket-1"}) as r:
             assert r.status == 200, await r.text()
             assert r.headers["Content-Type"] == "application/x-tar"
             assert r.headers["Cache-Control"] == "no-store"
             body = await r.read()
             assert len(body) == int(r.headers["Content-Length"])
-            return body, r.headers["Content-Disposition"], time.perf_counter() - began
+            elapsed = time.perf_counter() - began
+            disposition = r.headers["Content-Disposition"]
+        # What the page's poll shows: every byte of the data dir counted, the file sent.
+        async with owner.get("/settings/backup/progress?ticket=page-ticket-1") as r:
+            progress = await r.json()
+        assert progress["state"] == "sent" and progress["error"] == ""
+        assert progress["done"] == progress["total"] > 300_000  # the footage, at least
+        async with owner.get("/settings/backup/progress?ticket=another-ticket") as r:
+            assert (await r.json())["state"] == "waiting"
+        return body, disposition, elapsed
 
 
 async def _refused(hub: WebHub) -> None:
@@ -82,6 +94,8 @@ async def _refused(hub: WebHub) -> None:
         token = await csrf_of(viewer, "/")
         async with viewer.post("/settings/backup", data={"csrf": token,
                                                         "with_footage": "yes"}) as r:
+            assert (r.status, await r.text()) == (403, "only an owner may do this")
+        async with viewer.get("/settings/backup/progress?ticket=page-ticket-1") as r:
             assert (r.status, await r.text()) == (403, "only an owner may do this")
     async with hub.client() as owner:
         assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303

@@ -51,6 +51,12 @@ def test_the_owner_downloads_a_backup_and_turns_the_witness_on_in_chromium(brows
             saved = tmp_path / download.suggested_filename
             download.save_as(saved)
             assert download.failure() is None
+            # The page polled the backup's progress while the hub took it (static/backup.js).
+            page.wait_for_function("() => document.getElementById('backup-line').textContent"
+                                   " === 'Backup downloaded.'")
+            assert page.evaluate("(() => { const b = document.getElementById('backup-progress');"
+                                 " return b.value === b.max && b.max > 10000; })()")
+            _clean(page, hub, "backup downloaded")
 
             page.goto(f"{hub.url}/neighbourhood")
             page.click("#witness-link")
