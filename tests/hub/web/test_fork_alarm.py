@@ -4,9 +4,8 @@ gateway key serving two forked logs, as tests/hub/neighbourhood/test_fork_gossip
 Home and the Requests page of a real `porchlight run --http` show the alarm with both signed
 checkpoints and the withheld requests; it arrives over the live stream (the viewer's stream
 gets the fork event; the owner's Requests page in Chromium shows it without a reload); only an
-owner may
-resume (a viewer's post and a forged form change nothing); resuming lifts the alarm, keeps the
-proof, and the gateway's next request shows again."""
+owner may resume (a viewer's post and a forged form change nothing); resuming lifts the alarm,
+keeps the proof, and the gateway's next request shows again."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ from tests.hub.web.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PASSPHRASE,
+    PHONE,
     WebHub,
     add_viewer,
     chromium_missing,
@@ -43,6 +43,9 @@ from tests.hub.web.conftest import (
 LAN = ('[lan]\nenabled = true\nlisten = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n'
        "gossip_interval_s = 0.5\n")
 VIEWER_PASS = "robin's own passphrase"
+# What sticks out past the right edge of the screen (a phone must not scroll sideways).
+WIDER = ("[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right"
+         " > window.innerWidth + 1).map(e => e.tagName + '.' + e.className)")
 SECTION = re.compile(r'<section class="card fork-alarm" role="alert".*?</section>', re.S)
 
 
@@ -118,6 +121,7 @@ async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resume
             why = chromium_missing()
             if why:
                 pytest.fail(why)
+            from axe_playwright_python.base import AXE_SCRIPT  # axe-core's axe.min.js
             from playwright.async_api import async_playwright
 
             playwright = await async_playwright().start()
@@ -156,6 +160,12 @@ async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resume
                     "Alarm: the gateway showed two different logs")
                 assert await page.locator("#inbox").get_attribute("data-refreshed")
                 assert page.console_errors == [] and page.hosts == {maple.url.split("//")[1]}
+                # On a phone: nothing wider than the screen, and no serious axe-core violation.
+                assert await page.evaluate(WIDER) == [], await page.evaluate(WIDER)
+                await page.evaluate(AXE_SCRIPT)
+                found = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+                assert [f"{v['id']}: {v['nodes'][0]['target']}" for v in found["violations"]
+                        if v["impact"] in ("serious", "critical")] == []
                 await page.context.close()
 
                 # The gateway's next request is withheld; the alarm counts it.
@@ -178,8 +188,12 @@ async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resume
                     "the gateway may be hiding requests from one of you. "
                     f"Found {alarm['found']}. 1 request from this gateway withheld since then: "
                     "new requests are not shown until an owner has looked.")
-                table = ("The two signed checkpoints, kept as proof Seen by Origin Size Root hash "
-                         f"this hub {origin} 1 {ours} the LAN neighbour {origin} 1 {theirs}")
+                said_ours, said_theirs = (" ".join(v.split()) for v in (honest_view,
+                                                                        forked_view))
+                table = (f"The checkpoint this hub saw Origin {origin} Size 1 Root hash {ours} "
+                         f"The whole signed note {said_ours} The checkpoint the LAN neighbour "
+                         f"saw Origin {origin} Size 1 Root hash {theirs} The whole signed note "
+                         f"{said_theirs} ")
                 kept = (f"Both are kept in the hub's data dir, in {alarm['proof']} "
                         "(ours.checkpoint, theirs.checkpoint): show them to your neighbours or "
                         "to the gateway's operator.")
@@ -251,7 +265,7 @@ async def test_the_fork_alarm_is_shown_to_the_household_and_only_an_owner_resume
 
 async def _requests_page_in_chromium(browser, hub: WebHub):
     """Sign the owner in through the form in Chromium and open the Requests page."""
-    context = await browser.new_context()
+    context = await browser.new_context(viewport=PHONE)
     page = await context.new_page()
     page.console_errors, page.hosts = [], set()
     page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
