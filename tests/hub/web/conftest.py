@@ -167,6 +167,17 @@ def chromium_missing() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(items):
+    """Run each module's browser tests after its other tests: from a module's first browser
+    test to its end, Playwright's sync API holds this thread's event loop, and an async test
+    that meets it fails with "Runner.run() cannot be called from a running event loop"."""
+    modules: dict = {}
+    for item in items:
+        modules.setdefault(item.module, len(modules))
+    items.sort(key=lambda item: (modules[item.module],
+                                 "browser" in getattr(item, "fixturenames", ())))
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium, headless, driven by Playwright (per module: its sync API holds an event
