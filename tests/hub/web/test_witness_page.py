@@ -16,6 +16,7 @@ from urllib.request import Request, urlopen
 from federation.cells import cell_for
 from federation.keys import generate_signing_key
 from federation.member.client import Membership
+from hub.cli.main import main as cli_main
 from hub.config import parse_config
 from hub.datadir import DataDir, write_private
 from hub.household import hub_key
@@ -137,3 +138,38 @@ async def _enable(hub: WebHub) -> str:
         async with owner.post("/neighbourhood/witness", data={"csrf": token}) as r:
             assert r.status == 200 and 'id="witness-form"' not in await r.text()
         return first
+
+
+def test_a_witness_turned_on_by_the_cli_while_the_hub_runs_starts_from_the_page(tmp_path):
+    port = _free_port()
+    hub = WebHub(tmp_path / "maple", config=f'[lan]\nenabled = true\nlisten = "127.0.0.1:{port}"'
+                 '\ninterfaces = ["127.0.0.1"]\n')
+    _join_on_paper(hub.root)
+    hub.start()
+    try:
+        assert cli_main(["witness", "enable", "--data", str(hub.root)]) == 0
+        text = run_async(_page_text(hub))
+        assert ("Witnessing is on in config.toml, but this hub does not serve it yet: start it "
+                "below, or restart <code>porchlight run</code>.") in text
+        assert 'id="witness-form"' not in text and 'id="witness-key">porchlight-hub-witness/' in text
+        assert _add_checkpoint(port) == (404, "this hub does not witness a log\n")
+        # The page's button starts it in the running hub (the same form as turning it on).
+        text = run_async(_page_text(hub, start=True))
+        assert "its LAN server answers the gateway's checkpoints now." in text
+        assert 'id="witness-start"' not in text
+        status, body = _add_checkpoint(port)
+        assert status == 400 and "does not witness" not in body, (status, body)
+    finally:
+        hub.stop()
+
+
+async def _page_text(hub: WebHub, start: bool = False) -> str:
+    async with hub.client() as owner:
+        assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
+        if start:
+            token = await csrf_of(owner, "/neighbourhood/witness")
+            async with owner.post("/neighbourhood/witness", data={"csrf": token}) as r:
+                assert r.status == 200
+        async with owner.get("/neighbourhood/witness") as r:
+            assert r.status == 200
+            return await r.text()
