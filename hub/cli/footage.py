@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_footage_import(args) -> int:
-    from hub.vault.footage import import_files
+    from hub.vault.footage import import_files, import_lines
 
     start = parse_time(args.start, "--start")
     hub = open_hub(args)
@@ -66,9 +66,8 @@ def cmd_footage_import(args) -> int:
         segments = import_files(hub, args.camera, start, args.files, notes=notes)
     finally:
         hub.close()
-    for note in notes:
-        print(f"note: {note}")
-    print(f"sealed {plural(len(segments), 'segment')} of {args.camera} into the vault")
+    for line in import_lines(args.camera, segments, notes):
+        print(line)
     return 0
 
 

@@ -31,8 +31,16 @@ class Hub(Protocol):
     vault: Vault
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A media file held only in memory (a web upload): its name for messages, its bytes."""
+
+    name: str
+    data: bytes
+
+
 def import_files(
-    hub: Hub, camera: str, start: datetime, files: list[Path], progress: bool = True,
+    hub: Hub, camera: str, start: datetime, files: list[Path | Upload], progress: bool = True,
     notes: list[str] | None = None,
 ) -> list[Segment]:
     """Seal media files into the vault as segments; all or nothing.
@@ -42,13 +50,15 @@ def import_files(
     """
     check_camera_name(camera)
     for path in files:
-        if not path.is_file():
+        if isinstance(path, Path) and not path.is_file():
             raise UsageError(f"{path}: no such file")
     length = hub.config.vault.segment_seconds
     found: list[str] = []
     # Read every file once before sealing anything: a bad file later in the list must not
     # leave the earlier ones half imported.
-    plans = [(path, list(split_media(path, length, found))) for path in files]
+    plans = [(path, list(split_media(path.data, length, found, name=path.name)
+                         if isinstance(path, Upload) else split_media(path, length, found)))
+             for path in files]
     if notes is not None:
         notes.extend(found)
     sealed: list[Segment] = []
@@ -72,6 +82,12 @@ def import_files(
     finally:
         bar.close()
     return sealed
+
+
+def import_lines(camera: str, segments: list[Segment], notes: list[str]) -> list[str]:
+    """Return what `footage import` says of an import: its notes, then what it sealed."""
+    return [f"note: {note}" for note in notes] + [
+        f"sealed {plural(len(segments), 'segment')} of {camera} into the vault"]
 
 
 def check_out_path(out: Path) -> None:

@@ -49,28 +49,37 @@ def _open(source: str | Path | BinaryIO, what: str) -> av.container.InputContain
         raise MediaError(f"{what}: not a media file (FFmpeg cannot read it: {err.__class__.__name__})") from None
 
 
-def split_media(path: Path, segment_seconds: float = 10.0,
-                notes: list[str] | None = None) -> Iterator[Piece]:
+def split_media(path: Path | bytes, segment_seconds: float = 10.0,
+                notes: list[str] | None = None, name: str | None = None) -> Iterator[Piece]:
     """Yield ~segment_seconds pieces of a media file, cut at video keyframes by stream copy.
 
-    A still picture is yielded whole. Raise MediaError if the file is not camera media. A file
-    cut short (a camera or a copy that stopped mid-write) yields what it holds whole: the
-    frame the cut went through is dropped, and `notes` says so.
+    `path` is a file, or a whole file's bytes held in memory (a web upload, which must never
+    be written to disk as plaintext) named `name` in messages. A still picture is yielded
+    whole. Raise MediaError if the file is not camera media. A file cut short (a camera or a
+    copy that stopped mid-write) yields what it holds whole: the frame the cut went through is
+    dropped, and `notes` says so.
     """
-    container = _open(path, str(path))
+    what = name if name is not None else str(path)
+    source: Path | BinaryIO = path if isinstance(path, Path) else io.BytesIO(path)
+    if not isinstance(path, Path):
+        # FFmpeg also guesses the format by the file's name: the same name, the same guess
+        # (and the same answer) as the CLI reading the file itself.
+        source.name = what  # type: ignore[union-attr]
+    container = _open(source, what)
     with container:
         if container.format.name in TEXT_FORMATS:
-            raise MediaError(f"{path}: not a media file (it is text)")
+            raise MediaError(f"{what}: not a media file (it is text)")
         image_type = _image_type(container)
         if image_type is not None:
-            yield Piece(0.0, 0.0, path.read_bytes(), image_type)
+            yield Piece(0.0, 0.0, path if isinstance(path, bytes) else path.read_bytes(),
+                        image_type)
             return
         video = next((s for s in container.streams.video if s.codec_context.name in VIDEO_CODECS), None)
         if video is None:
             names = ", ".join(s.codec_context.name for s in container.streams) or "no streams"
-            raise MediaError(f"{path}: not camera media (no H.264/H.265/VP9/AV1 video: {names})")
+            raise MediaError(f"{what}: not camera media (no H.264/H.265/VP9/AV1 video: {names})")
         audio = [s for s in container.streams.audio if s.codec_context.name in AUDIO_CODECS]
-        yield from _cut(container, video, audio, segment_seconds, str(path),
+        yield from _cut(container, video, audio, segment_seconds, what,
                         notes if notes is not None else [])
 
 

@@ -15,13 +15,14 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from hub.errors import PassphraseError
 from hub.household import unlock_household_identity
@@ -47,6 +48,10 @@ HUB = web.AppKey("hub_object", object)
 LIVE = web.AppKey("live", object)
 # Paths that take a multipart upload larger than the app's body limit, with their own limit.
 UPLOADS = web.AppKey("uploads", dict)
+# Paths whose multipart upload is held in memory only (read_memory_form), each with its limit
+# and the refusal of a larger file: aiohttp's request.post() spools a file to a temp file, and
+# footage must never reach the disk as plaintext.
+MEMORY_UPLOADS = web.AppKey("memory_uploads", dict)
 # The background jobs pages start (hub.jobs): cancelled and awaited when the app shuts down.
 JOBS = web.AppKey("jobs", JobBoard)
 
@@ -110,6 +115,44 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+@dataclass
+class MemoryForm:
+    """A multipart form read into memory: its text fields and its files (name, bytes)."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+async def read_memory_form(request: web.Request) -> MemoryForm:
+    """Read a MEMORY_UPLOADS path's multipart form into memory, within the path's limit."""
+    if "memory_form" in request:
+        return request["memory_form"]
+    limit, too_large = request.app[MEMORY_UPLOADS][request.path]
+    if request.content_type != "multipart/form-data":
+        raise web.HTTPBadRequest(text="send the form as multipart/form-data")
+    if request.content_length is not None and request.content_length > limit + MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(limit, request.content_length, text=too_large)
+    form = MemoryForm()
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise web.HTTPBadRequest(text="the form holds a part without a name")
+        cap = limit if part.filename is not None else MAX_FORM_BYTES
+        data = bytearray()
+        while chunk := await part.read_chunk(1 << 20):
+            data += chunk
+            if len(data) > cap:
+                if part.filename is not None:
+                    raise web.HTTPRequestEntityTooLarge(limit, len(data), text=too_large)
+                raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, len(data))
+        if part.filename is not None:
+            form.files[part.name] = (part.filename, bytes(data))
+        else:
+            form.fields[part.name] = data.decode("utf-8", errors="replace")
+    request["memory_form"] = form
+    return form
+
+
 def _origin_ok(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
@@ -169,7 +212,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not _origin_ok(request):
             raise web.HTTPForbidden(text="cross-origin request refused")
         token = request.headers.get("X-CSRF-Token")
-        if token is None and request.content_type in ("application/x-www-form-urlencoded",
+        if token is None and session is not None and request.path in request.app[MEMORY_UPLOADS]:
+            token = (await read_memory_form(request)).fields.get("csrf")
+        elif token is None and request.content_type in ("application/x-www-form-urlencoded",
                                                       "multipart/form-data"):
             token = (await request.post()).get("csrf")
         if session is None or not isinstance(token, str) or not hmac.compare_digest(
@@ -336,6 +381,7 @@ def setup(app: web.Application, hub) -> None:
     app[SESSIONS] = SessionStore(hub.config.web.idle_minutes * 60.0)
     app[GUARD] = LoginGuard()
     app[UPLOADS] = {}
+    app[MEMORY_UPLOADS] = {}
     app[JOBS] = JobBoard(clock=hub.clock)
     app.middlewares.extend([security_middleware, auth_middleware])
     app.router.add_get("/login", login_page)

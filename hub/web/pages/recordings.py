@@ -18,9 +18,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from hub.cameras.events import list_events
-from hub.errors import MediaError, NotSealedToYou, PorchlightError, SegmentCorrupt
+from hub.errors import MediaError, NotSealedToYou, PorchlightError, SegmentCorrupt, UsageError
 from hub.timeutil import iso, iso_second, parse_time, utcnow
-from hub.vault.footage import Clip, build_clip
+from hub.vault.footage import Clip, Upload, build_clip, import_files, import_lines
 from hub.vault.fragments import codec_mime, fragment_segment
 from hub.vault.holds import MAX_LABEL, check_label, hold_range, owner_holds, release_label
 from hub.vault.media import SEGMENT_TYPE
@@ -28,15 +28,23 @@ from hub.vault.store import Segment
 from hub.web.timeline import Day, clock_of, day_of, merge_spans, parse_day
 from hub.web.ui import (
     HUB,
+    MEMORY_UPLOADS,
     check_camera,
     owner_only,
     read_form,
+    read_memory_form,
     render,
     session_of,
     visible_cameras,
 )
 
 log = logging.getLogger(__name__)
+IMPORT_PATH = "/recordings/import"
+# A web import is held in memory only, never written to disk as plaintext (not even a temp
+# file: the vault's promise), so it is capped; bigger files go through the CLI on the hub.
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
+IMPORT_TOO_LARGE = (f"the file is larger than {MAX_IMPORT_BYTES // (1 << 20)} MiB: import big "
+                    "files on the hub with `porchlight footage import`")
 # A web export is built in memory; longer ranges are for `porchlight footage export`.
 MAX_EXPORT = timedelta(minutes=15)
 RECENT_DAYS = 14
@@ -104,14 +112,57 @@ def _days_with_footage(hub, cameras: list[str]) -> dict[str, list[str]]:
 
 async def recordings(request: web.Request) -> web.Response:
     """List the cameras this person may see, with the days that hold footage."""
+    return await _recordings_page(request)
+
+
+async def _recordings_page(request: web.Request, *, status: int = 200,
+                           imported: dict | None = None, import_error: str | None = None,
+                           import_form: dict | None = None) -> web.Response:
     hub = request.app[HUB]
     names = [c.name for c in visible_cameras(request)]
     days = await asyncio.to_thread(_days_with_footage, hub, names)
     holds = []
     if session_of(request).is_owner:
         holds = await asyncio.to_thread(owner_holds, hub.vault)
-    return render(request, "recordings.html", cameras=names, days=days,
-                  today=today().isoformat(), owner_holds=holds)
+    return render(request, "recordings.html", status=status, cameras=names, days=days,
+                  today=today().isoformat(), owner_holds=holds, imported=imported,
+                  import_error=import_error, max_import_mib=MAX_IMPORT_BYTES // (1 << 20),
+                  import_form=import_form or {"camera": "", "start": ""})
+
+
+@owner_only
+async def import_footage(request: web.Request) -> web.Response:
+    """Seal an uploaded media file into the vault for a camera from a start (`footage import`).
+
+    The file is held in memory only (ui.read_memory_form, capped at MAX_IMPORT_BYTES) and
+    sealed by the CLI's own code (hub.vault.footage.import_files), off the event loop.
+    """
+    form = await read_memory_form(request)
+    camera = form.fields.get("camera", "")
+    start_text = form.fields.get("start", "")
+    shown = {"camera": camera[:64], "start": start_text[:64]}
+    upload = form.files.get("file")
+    hub = request.app[HUB]
+    try:
+        # The CLI's order: the start, then the camera's name, then the file.
+        start = parse_time(start_text, "--start")
+        if upload is None or not upload[0]:
+            raise UsageError("choose a media file to import")
+        # Only the file's own name, as the CLI would name a file in the current folder.
+        name = upload[0].replace("\\", "/").rsplit("/", 1)[-1][:128] or "upload"
+        notes: list[str] = []
+        segments = await asyncio.to_thread(
+            import_files, hub, camera, start, [Upload(name, upload[1])], False, notes)
+    except PorchlightError as err:
+        return await _recordings_page(request, status=400, import_error=str(err),
+                                      import_form=shown)
+    log.info("web: the owner imported %d segments of %s", len(segments), camera)
+    first = min(s.start for s in segments)
+    last = max(s.end for s in segments)
+    return await _recordings_page(request, imported={
+        "lines": import_lines(camera, segments, notes), "camera": camera,
+        "range": f"{iso_second(first)} to {iso_second(last)}",
+        "day": first.astimezone().date().isoformat()}, import_form=shown)
 
 
 async def camera_day(request: web.Request) -> web.Response:
@@ -288,3 +339,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/recordings/{camera}/export.mp4", export)
     app.router.add_post("/recordings/{camera}/hold", hold)
     app.router.add_post("/recordings/release", release)
+    app[MEMORY_UPLOADS][IMPORT_PATH] = (MAX_IMPORT_BYTES, IMPORT_TOO_LARGE)
+    app.router.add_post(IMPORT_PATH, import_footage)
