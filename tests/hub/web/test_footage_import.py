@@ -19,9 +19,12 @@ from hub.timeutil import iso, utcnow
 from hub.web.pages.recordings import IMPORT_TOO_LARGE, MAX_IMPORT_BYTES
 from tests.hub.web.conftest import (
     PASSPHRASE,
+    PHONE,
     WebHub,
     add_viewer,
+    browser_sign_in,
     csrf_of,
+    page_for,
     porchlight,
     run_async,
     sign_in,
@@ -194,3 +197,25 @@ async def _refusals(hub: WebHub, expected: dict, notes: bytes, clip: bytes) -> N
         async with viewer.post("/recordings/import", data=_form(
                 token, "porch", expected["not-media"][1], "clip25.mp4", clip)) as reply:
             assert (reply.status, await reply.text()) == (403, "only an owner may do this")
+
+
+def test_the_owner_imports_a_clip_in_chromium_on_a_phone(browser, tmp_path, clip25):
+    hub = _web_hub(tmp_path / "maple")
+    start = iso(utcnow().replace(microsecond=0) - timedelta(hours=2))
+    try:
+        with page_for(browser, hub, PHONE) as page:
+            browser_sign_in(page, hub)
+            page.goto(hub.url + "/recordings")
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            page.fill("#import-camera", "porch")
+            page.fill("#import-start", start)
+            page.set_input_files("#import-file", str(clip25))
+            page.focus("#import button[type=submit]")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#imported")
+            assert page.inner_text("#imported").splitlines()[0] == \
+                "sealed 3 segments of porch into the vault"
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            assert page.console_errors == [] and page.hosts == {hub.url.split("://")[1]}
+    finally:
+        hub.stop()
