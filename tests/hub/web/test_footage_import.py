@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,14 +82,21 @@ def _shown(page: str, element: str) -> list[str]:
 def test_the_owner_imports_a_clip_that_exports_as_the_cli_import_does(tmp_path, clip25, capsys):
     start = iso(utcnow().replace(microsecond=0) - timedelta(hours=2))
     cli_hub = WebHub(tmp_path / "birch")
+    began = time.perf_counter()
     code, out, err = _cli(capsys, "footage", "import", "--data", cli_hub.root, "--camera",
                           "porch", "--start", start, clip25)
+    cli_seconds = time.perf_counter() - began
     assert code == 0, err
     hub = _web_hub(tmp_path / "maple")
     try:
-        page = run_async(_import(hub, start, clip25.read_bytes()))
+        page, web_seconds = run_async(_import(hub, start, clip25.read_bytes()))
     finally:
         hub.stop()
+    with capsys.disabled():
+        # A figure, not an assertion: the upload and import against the CLI's (in process).
+        print(f"\nfootage import of {clip25.stat().st_size} bytes: web POST {web_seconds:.2f} s, "
+              f"`porchlight footage import` {cli_seconds:.2f} s, ratio "
+              f"{web_seconds / cli_seconds:.2f}")
     # The page says what the CLI printed, line for line, and the range it covers.
     assert _shown(page, "imported")[:-1] == out.splitlines()
     listing = _listing(capsys, hub.root)
@@ -105,19 +113,21 @@ def test_the_owner_imports_a_clip_that_exports_as_the_cli_import_does(tmp_path, 
     assert len(exports[0]) > 100_000 and exports[0] == exports[1]
 
 
-async def _import(hub: WebHub, start: str, clip: bytes) -> str:
+async def _import(hub: WebHub, start: str, clip: bytes) -> tuple[str, float]:
     async with hub.client() as owner:
         assert (await sign_in(owner, "owner", PASSPHRASE)).status == 303
         token = await csrf_of(owner, "/recordings")
+        began = time.perf_counter()
         async with owner.post("/recordings/import",
                               data=_form(token, "porch", start, "clip25.mp4", clip)) as reply:
             page = await reply.text()
             assert reply.status == 200, page
+        seconds = time.perf_counter() - began
         # The imported day is listed on the recordings page.
         async with owner.get("/recordings") as reply:
             day = re.search(r'id="imported".*?\?day=([0-9-]+)', page, re.S).group(1)
             assert f"/recordings/porch?day={day}" in await reply.text()
-        return page
+        return page, seconds
 
 
 def test_imports_that_are_refused_store_nothing(tmp_path, clip25, capsys, monkeypatch):
