@@ -6,15 +6,28 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
 
 from hub.errors import PorchlightError
 from hub.timeutil import check_window, parse_time
 
+# A key id, request id or invite is base64url: it may begin with "-" (1 time in 32), and
+# argparse would take it for an option. No option of ours has an upper-case letter, a digit or
+# "_", or is this long without "=".
+_ID_LIKE = re.compile(r"-{1,2}[A-Za-z0-9_-]{14,}")
+_NOT_OPTION = re.compile(r"[A-Z0-9_]")
+
 
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr."""
+
+    def _parse_optional(self, arg_string):  # argparse's hook: None means "a value, not an option"
+        if (arg_string not in self._option_string_actions and _ID_LIKE.fullmatch(arg_string)
+                and _NOT_OPTION.search(arg_string)):
+            return None
+        return super()._parse_optional(arg_string)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")

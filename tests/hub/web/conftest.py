@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import re
 import shutil
@@ -168,14 +169,19 @@ def chromium_missing() -> str | None:
 
 
 def pytest_collection_modifyitems(items):
-    """Run each module's browser tests after its other tests: from a module's first browser
-    test to its end, Playwright's sync API holds this thread's event loop, and an async test
-    that meets it fails with "Runner.run() cannot be called from a running event loop"."""
-    modules: dict = {}
+    """Refuse a module whose async test comes after one of its browser tests: from a module's
+    first browser test to its end, Playwright's sync API holds this thread's event loop, and the
+    async test would fail with "Runner.run() cannot be called from a running event loop" (or
+    pass, when pytest-xdist happens to run it on another worker). Tests keep the order they are
+    written in: some modules' tests build on the ones before."""
+    browsed: set = set()
     for item in items:
-        modules.setdefault(item.module, len(modules))
-    items.sort(key=lambda item: (modules[item.module],
-                                 "browser" in getattr(item, "fixturenames", ())))
+        if "browser" in getattr(item, "fixturenames", ()):
+            browsed.add(item.module)
+        elif item.module in browsed and inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            raise pytest.UsageError(
+                f"{item.nodeid}: an async test after a browser test of its module; move it "
+                "before them (tests/hub/web/conftest.py says why)")
 
 
 @pytest.fixture(scope="module")
