@@ -436,7 +436,7 @@ async def _check_inclusion_proofs(
     size = checkpoint.size
     indices = [i for i in range(size) if rebuilt.entries[i] is not None]
     if len(indices) > max_proofs:
-        indices = sorted({indices[0], indices[-1], *random.sample(indices, max_proofs - 2)})
+        indices = sorted({indices[0], indices[-1], *random.sample(indices[1:-1], max_proofs - 2)})
     semaphore = asyncio.Semaphore(PROOF_CONCURRENCY)
 
     async def check_proof(index: int) -> None:
