@@ -6,41 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.hub.neighbourhood.test_neighbourhood import Running, _porchlight
+
 NEAR_A = "51.5007,-0.1246"
 NEAR_B = "51.5010,-0.1240"
-
-
-def _porchlight(*args, check=True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "hub.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=180)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
-class Running:
-    """A `porchlight run` or `porchlight gateway run` process."""
-
-    def __init__(self, *args) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", *map(str, args)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.ready = self.proc.stdout.readline()
-        assert "listening on" in self.ready, self.proc.stderr.read() if self.proc.poll() else ""
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            assert self.proc.wait(timeout=60) == 0
-        return self.proc.stderr.read()
 
 
 def _make_hub(template: Path, root: Path, name: str, location: str) -> Path:

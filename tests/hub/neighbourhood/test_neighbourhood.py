@@ -21,7 +21,7 @@ FAR = "51.5450,-0.1246"
 
 def _porchlight(*args, env=None, check=True) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "hub.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=120, env=env)
+                          text=True, timeout=180, env=env)
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -39,7 +39,7 @@ class Running:
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            assert self.proc.wait(timeout=30) == 0
+            assert self.proc.wait(timeout=60) == 0
         return self.proc.stderr.read()
 
 
