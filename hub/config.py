@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from hub.errors import ConfigError, UsageError
+from hub.passphrase_seal import DEFAULT_WORK_FACTOR, MAX_WORK_FACTOR, MIN_WORK_FACTOR
 
 CONFIG_NAME = "config.toml"
 CAMERA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -98,6 +99,10 @@ class HubSection(Strict):
 class VaultSection(Strict):
     extra_recipients: list[Annotated[str, Field(pattern=AGE_RECIPIENT.pattern)]] = []
     segment_seconds: float = Field(default=10.0, ge=1.0, le=120.0)
+    # log2 of age scrypt's N for every key sealed with a passphrase from now on (the household
+    # key at init, each person's, a passphrase backup's): fixed, so opening never depends on load.
+    passphrase_work_factor: int = Field(default=DEFAULT_WORK_FACTOR, ge=MIN_WORK_FACTOR,
+                                        le=MAX_WORK_FACTOR, strict=True)
 
 
 class RetentionSection(Strict):
@@ -366,7 +371,8 @@ def load_config(data_dir: Path) -> Config:
     return parse_config(text)
 
 
-def render_config(name: str, location: tuple[float, float] | None) -> str:
+def render_config(name: str, location: tuple[float, float] | None,
+                  work_factor: int = DEFAULT_WORK_FACTOR) -> str:
     """Write the config a new hub starts with, commented for the owner."""
     lines = [
         "# Porchlight hub configuration. Unknown keys are rejected.",
@@ -382,6 +388,9 @@ def render_config(name: str, location: tuple[float, float] | None) -> str:
         "# Extra age recipients (a second household member, a paper recovery key).",
         "extra_recipients = []",
         "segment_seconds = 10.0",
+        "# age scrypt work factor (log2 N) of the keys sealed with a passphrase: each step up",
+        "# doubles the time a sign-in or an unlock takes (18 is about 1 s on a laptop).",
+        f"passphrase_work_factor = {work_factor}",
         "",
         "[retention]",
         "max_age_days = 30.0",

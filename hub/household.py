@@ -17,6 +17,7 @@ from federation.keys import SigningKey, load_private_key
 from hub.config import Config
 from hub.datadir import DataDir, write_private
 from hub.errors import PassphraseError
+from hub.passphrase_seal import DEFAULT_WORK_FACTOR, SealError, open_sealed, seal
 from hub.words import plural
 
 ENV_PASSPHRASE = "PORCHLIGHT_PASSPHRASE"
@@ -119,13 +120,14 @@ def key_derivation_progress(what: str) -> Iterator[None]:
             stream.write(f"\r{what}: done in {time.monotonic() - started:.1f} s\n")
 
 
-def create_household_identity(data: DataDir, passphrase: str) -> str:
+def create_household_identity(data: DataDir, passphrase: str,
+                              work_factor: int = DEFAULT_WORK_FACTOR) -> str:
     """Generate the household X25519 identity, store it only passphrase-sealed; return its recipient."""
     check_new_passphrase(passphrase)
     identity = pyrage.x25519.Identity.generate()
     recipient = str(identity.to_public())
     with key_derivation_progress("Sealing the household key with your passphrase (age scrypt)"):
-        sealed = pyrage.passphrase.encrypt(f"{identity}\n".encode(), passphrase)
+        sealed = seal(f"{identity}\n".encode(), passphrase, work_factor)
     write_private(data.identity, sealed)
     data.recipient.write_text(recipient + "\n", encoding="utf-8")
     return recipient
@@ -147,8 +149,8 @@ def unlock_household_identity(data: DataDir, passphrase: str) -> pyrage.x25519.I
     sealed = data.identity.read_bytes()
     with key_derivation_progress("Unlocking the household key (age scrypt)"):
         try:
-            plain = pyrage.passphrase.decrypt(sealed, passphrase)
-        except pyrage.DecryptError:
+            plain = open_sealed(sealed, passphrase)
+        except SealError:
             raise PassphraseError("wrong passphrase for the household key") from None
     return pyrage.x25519.Identity.from_str(plain.decode().strip())
 

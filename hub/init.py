@@ -13,6 +13,7 @@ from hub.datadir import MARKER, DataDir
 from hub.db import connect
 from hub.errors import DataDirError, UsageError
 from hub.household import check_new_passphrase, create_household_identity
+from hub.passphrase_seal import DEFAULT_WORK_FACTOR
 from hub.web.tls import make_self_signed
 
 
@@ -29,7 +30,8 @@ def parse_location(text: str) -> tuple[float, float]:
 
 
 def create_hub(
-    root: Path, passphrase: str, name: str | None = None, location: tuple[float, float] | None = None
+    root: Path, passphrase: str, name: str | None = None, location: tuple[float, float] | None = None,
+    work_factor: int = DEFAULT_WORK_FACTOR,
 ) -> DataDir:
     """Create a new hub in root (absent or empty); never overwrite an existing one."""
     root = Path(root)
@@ -38,7 +40,7 @@ def create_hub(
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise DataDirError(f"{root} exists and is not empty; choose a new or empty directory")
     check_new_passphrase(passphrase)
-    config_text = render_config(name or socket.gethostname(), location)
+    config_text = render_config(name or socket.gethostname(), location, work_factor)
     parse_config(config_text)  # what we write must be what we accept
     # Build the hub beside its destination and rename it into place, so an interrupted init
     # never leaves a half-made hub behind.
@@ -56,7 +58,7 @@ def create_hub(
         data = DataDir(staging)
         (staging / "keys").mkdir(mode=0o700)
         save_private_key(generate_signing_key(), data.hub_key)
-        create_household_identity(data, passphrase)
+        create_household_identity(data, passphrase, work_factor)
         make_self_signed(data.web_cert, data.web_key, name or socket.gethostname())
         data.config.write_text(config_text, encoding="utf-8")
         connect(data.database).conn.close()

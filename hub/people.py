@@ -17,9 +17,11 @@ from pathlib import Path
 import pyrage
 import sqlite_utils
 
+from hub.config import load_config
 from hub.datadir import DataDir, write_private
 from hub.errors import PassphraseError, UsageError
 from hub.household import check_new_passphrase
+from hub.passphrase_seal import SealError, open_sealed, seal, spend_open_work
 from hub.timeutil import iso, utcnow
 
 OWNER = "owner"
@@ -96,7 +98,8 @@ class People:
             raise UsageError(f"{name!r} already exists")
         identity = pyrage.x25519.Identity.generate()
         recipient = str(identity.to_public())
-        sealed = pyrage.passphrase.encrypt(f"{identity}\n".encode(), passphrase)
+        work_factor = load_config(self.data.root).vault.passphrase_work_factor
+        sealed = seal(f"{identity}\n".encode(), passphrase, work_factor)
         path = identity_path(self.data, name)
         write_private(path, sealed)
         try:
@@ -147,9 +150,10 @@ class People:
         try:
             sealed = path.read_bytes()
         except FileNotFoundError:
+            spend_open_work(passphrase, load_config(self.data.root).vault.passphrase_work_factor)
             raise PassphraseError("wrong name or passphrase") from None
         try:
-            plain = pyrage.passphrase.decrypt(sealed, passphrase)
-        except pyrage.DecryptError:
+            plain = open_sealed(sealed, passphrase)
+        except SealError:
             raise PassphraseError("wrong name or passphrase") from None
         return pyrage.x25519.Identity.from_str(plain.decode().strip())

@@ -8,15 +8,20 @@ from pathlib import Path
 import pytest
 
 PASSPHRASE = "correct horse battery staple"
+# The suite's hubs seal their keys at age scrypt 2^12 instead of the default 2^18: every sign-in
+# and unlock costs an scrypt, about 1 s of CPU at 2^18, and the suite makes hundreds of them.
+# tests/hub/test_passphrase_seal.py and tests/hub/test_init.py check the default.
+WORK_FACTOR = 12
 
 
 @pytest.fixture(scope="session")
 def hub_template(tmp_path_factory) -> Path:
-    """Create one hub per session (age scrypt takes seconds); tests copy it."""
+    """Create one hub per session; tests copy it."""
     from hub.init import create_hub
 
     root = tmp_path_factory.mktemp("template") / "hub"
-    create_hub(root, PASSPHRASE, name="test-hub", location=(51.5007, -0.1246))
+    create_hub(root, PASSPHRASE, name="test-hub", location=(51.5007, -0.1246),
+               work_factor=WORK_FACTOR)
     return root
 
 

@@ -38,6 +38,7 @@ from hub.backup.archive import (
 from hub.datadir import MARKER, DataDir
 from hub.errors import DataDirError, PassphraseError
 from hub.household import key_derivation_progress
+from hub.passphrase_seal import SealError, open_sealed
 from hub.progress import progress_bar
 
 CHUNK = 1 << 20
@@ -74,8 +75,8 @@ def unlock(opened: OpenedArchive, passphrase: str) -> pyrage.x25519.Identity:
     """Open the backup's key with the passphrase; raise PassphraseError if it is wrong."""
     with key_derivation_progress("Unlocking the backup's key (age scrypt)"):
         try:
-            plain = pyrage.passphrase.decrypt(opened.key, passphrase)
-        except pyrage.DecryptError:
+            plain = open_sealed(opened.key, passphrase)
+        except SealError:
             if opened.sealed == SEALED_HOUSEHOLD:
                 raise PassphraseError("wrong passphrase for this backup (it opens with the "
                                       "household passphrase of when it was taken)") from None

@@ -40,6 +40,7 @@ from hub.datadir import DataDir
 from hub.db import UPGRADE_COPY, copy_database
 from hub.household import key_derivation_progress, vault_recipients
 from hub.lock import HUB_LOCK, WRITE_LOCK
+from hub.passphrase_seal import seal
 from hub.progress import progress_bar
 from hub.timeutil import iso, utcnow
 
@@ -102,14 +103,16 @@ def take_for_download(root: Path, *, with_footage: bool,
 
 def _take(data: DataDir, out: Path, *, with_footage: bool, passphrase: str | None,
           progress: bool, on_progress: Callable[[int, int], None] | None = None) -> BackupSummary:
+    config = load_config(data.root)
     if passphrase is None:
         sealed, key = SEALED_HOUSEHOLD, data.identity.read_bytes()
-        recipients = vault_recipients(data, load_config(data.root))
+        recipients = vault_recipients(data, config)
     else:
         sealed = SEALED_PASSPHRASE
         identity = pyrage.x25519.Identity.generate()
         with key_derivation_progress("Sealing the backup's key with your passphrase (age scrypt)"):
-            key = pyrage.passphrase.encrypt(f"{identity}\n".encode(), passphrase)
+            key = seal(f"{identity}\n".encode(), passphrase,
+                       config.vault.passphrase_work_factor)
         recipients = [identity.to_public()]
     _remove_stale_snapshots(data.root)
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")

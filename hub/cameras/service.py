@@ -185,6 +185,10 @@ class CameraService:
         self.task: asyncio.Task | None = None
         self._mtime: float | None = None
         self._lock = threading.Lock()
+        # Set when the hub stops: a reconcile already running in its thread (a camera being
+        # restarted after a settings change) starts nothing more, so the stop is not held up by
+        # a camera started only to be stopped again.
+        self._closing = threading.Event()
         # The web UI's live view reads each running camera's packets from here.
         self.live = hub.live = LiveStreams()
 
@@ -194,6 +198,7 @@ class CameraService:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        self._closing.set()
         await cancel_and_wait(self.task)
         await asyncio.to_thread(self.stop_all)
 
@@ -209,7 +214,7 @@ class CameraService:
         """Make the running recorders match the cameras in config.toml."""
         with self._lock:
             mtime = self.hub.data.config.stat().st_mtime_ns
-            if mtime == self._mtime:
+            if mtime == self._mtime or self._closing.is_set():
                 return
             config = load_config(self.hub.data.root)
             self._mtime = mtime
@@ -220,6 +225,8 @@ class CameraService:
                 elif wanted[name] != self.running[name][0]:
                     self._apply_in_place(name, wanted[name])
             for name, entry in wanted.items():
+                if self._closing.is_set():
+                    break
                 if name not in self.running:
                     try:
                         self._start(entry, config.vault.segment_seconds)

@@ -36,7 +36,26 @@ def test_init_by_cli(tmp_path, cli, passfile):
                          "--location", "51.5,-0.12", "--passphrase-file", passfile)
     assert code == 0, err
     assert "created hub in" in out
-    assert 'name = "maple-12"' in (tmp_path / "new" / "config.toml").read_text()
+    config = (tmp_path / "new" / "config.toml").read_text()
+    assert 'name = "maple-12"' in config
+    # The keys are sealed at age's default work factor, written down for the people added later.
+    assert "\npassphrase_work_factor = 18\n" in config
+    assert (tmp_path / "new" / "keys" / "household.age").read_bytes().split(b"\n")[1].endswith(
+        b" 18")
+
+
+def test_init_takes_a_work_factor_and_refuses_one_out_of_range(tmp_path, cli, passfile):
+    code, _, err = cli("init", "--data", tmp_path / "low", "--work-factor", "16",
+                       "--passphrase-file", passfile)
+    assert code == 0, err
+    assert "\npassphrase_work_factor = 16\n" in (tmp_path / "low" / "config.toml").read_text()
+    for bad in ("9", "23", "1e3", "-5"):
+        code, _, err = cli("init", "--data", tmp_path / "bad", "--work-factor", bad,
+                           "--passphrase-file", passfile)
+        assert code == 2
+        assert err.endswith(f"porchlight init: error: argument --work-factor: {bad!r} is not a "
+                            "whole number from 10 to 22\n"), err
+        assert not (tmp_path / "bad").exists()
 
 
 def test_init_refuses_to_overwrite(hub_dir, cli, passfile):

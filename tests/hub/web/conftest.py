@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from hub.cli.main import main as cli_main
+from tests.conftest import PASSPHRASE, WORK_FACTOR
 
-PASSPHRASE = "correct horse battery staple"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -42,7 +42,7 @@ class WebHub:
         secret = root.parent / f"{root.name}.pass"
         secret.write_text(PASSPHRASE + "\n")
         porchlight("init", "--data", root, "--name", root.name, "--location", "51.5007,-0.1246",
-                   "--passphrase-file", secret)
+                   "--work-factor", WORK_FACTOR, "--passphrase-file", secret)
         for camera in cameras:
             porchlight("camera", "add", "--data", root, camera, "--synthetic")
         if config:

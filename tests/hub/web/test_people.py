@@ -13,7 +13,14 @@ import pytest
 from hub.datadir import DataDir
 from hub.db import connect
 from hub.vault.store import Vault
-from tests.hub.web.conftest import PASSPHRASE, WebHub, age_cli_missing, csrf_of, sign_in
+from tests.hub.web.conftest import (
+    PASSPHRASE,
+    WORK_FACTOR,
+    WebHub,
+    age_cli_missing,
+    csrf_of,
+    sign_in,
+)
 
 ANN = "ann-passphrase-long"
 FAST = "[vault]\nsegment_seconds = 2.0\n"
@@ -75,6 +82,8 @@ async def test_a_viewer_key_opens_shared_footage_only_from_the_share_on(two_came
 
     # Ann's identity, opened with her passphrase, as a plain age identity file for the age CLI.
     sealed = (hub.root / "keys" / "people" / "ann.age").read_bytes()
+    # Sealed at the config's work factor (the suite's hubs use WORK_FACTOR, not the default).
+    assert sealed.split(b"\n")[1].endswith(f" {WORK_FACTOR}".encode())
     identity = tmp_path / "ann.key"
     identity.write_bytes(pyrage.passphrase.decrypt(sealed, ANN))
     assert all(_age_opens(identity, s) for s in after[1:])
