@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -306,15 +307,16 @@ class Config(Strict):
     notify: NotifySection = NotifySection()
     notifiers: list[NotifierEntry] = []
 
-    @field_validator("notifiers")
+    @field_validator("cameras", "notifiers")
     @classmethod
-    def _unique_notifiers(cls, notifiers: list[NotifierEntry]) -> list[NotifierEntry]:
+    def _unique_names(cls, entries: list, info: ValidationInfo) -> list:
+        kind = {"cameras": "camera", "notifiers": "notifier"}[info.field_name]
         seen: set[str] = set()
-        for entry in notifiers:
+        for entry in entries:
             if entry.name in seen:
-                raise ValueError(f"notifier {entry.name!r} is defined twice")
+                raise ValueError(f"{kind} {entry.name!r} is defined twice")
             seen.add(entry.name)
-        return notifiers
+        return entries
 
     @model_validator(mode="after")
     def _enough_witnesses(self) -> Config:
@@ -325,16 +327,6 @@ class Config(Strict):
                              f"there are {len(policy.keys)} (or [lan] enabled, so that LAN "
                              "neighbours' witnesses count)")
         return self
-
-    @field_validator("cameras")
-    @classmethod
-    def _unique_cameras(cls, cameras: list[CameraEntry]) -> list[CameraEntry]:
-        seen: set[str] = set()
-        for camera in cameras:
-            if camera.name in seen:
-                raise ValueError(f"camera {camera.name!r} is defined twice")
-            seen.add(camera.name)
-        return cameras
 
 
 def describe(err: ValidationError, source: str) -> str:

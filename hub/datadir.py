@@ -101,3 +101,12 @@ def write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries to disk, so a file just renamed or linked into it stays."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

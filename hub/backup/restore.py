@@ -35,7 +35,7 @@ from hub.backup.archive import (
     member_path,
     open_archive,
 )
-from hub.datadir import MARKER, DataDir
+from hub.datadir import MARKER, DataDir, fsync_dir
 from hub.errors import DataDirError, PassphraseError
 from hub.household import key_derivation_progress
 from hub.passphrase_seal import SealError, open_sealed
@@ -102,7 +102,7 @@ def restore_backup(opened: OpenedArchive, identity: pyrage.x25519.Identity, root
         for entry in sorted(staging.iterdir()):
             os.rename(entry, root / entry.name)
         staging.rmdir()
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
         if created:
@@ -264,11 +264,3 @@ def _damaged(opened: OpenedArchive) -> BackupError:
 def _unauthentic(opened: OpenedArchive) -> BackupError:
     return BackupError(f"{opened.path} is damaged or was altered: its encrypted contents do not "
                        "authenticate; nothing was restored")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

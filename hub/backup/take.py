@@ -36,7 +36,7 @@ from hub.backup.archive import (
     Digest,
 )
 from hub.config import load_config
-from hub.datadir import DataDir
+from hub.datadir import DataDir, fsync_dir
 from hub.db import UPGRADE_COPY, copy_database
 from hub.household import key_derivation_progress, vault_recipients
 from hub.lock import HUB_LOCK, WRITE_LOCK
@@ -130,7 +130,7 @@ def _take(data: DataDir, out: Path, *, with_footage: bool, passphrase: str | Non
             os.link(partial, out)
         finally:
             partial.unlink(missing_ok=True)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     except OSError as err:
         raise BackupError(f"could not write the backup {out}: {err.strerror or err}; no backup "
                           "was written") from err
@@ -434,11 +434,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -104,31 +104,28 @@ class LanDirectory:
         """Return a LAN hub's public JWK, fetched from its advertised address and checked."""
         if kid in self.keys:
             return self.keys[kid]
-        peer = self.peers.get(kid)
-        if peer is None or peer.role != "hub":
+        fetched = await self._fetch_keys(kid, session)
+        if fetched is None:
             return None
-        try:
-            async with session.get(f"{peer.origin}/lan/v1/key") as reply:
-                if reply.status != 200:
-                    return None
-                body = json.loads(await read_body(reply, MAX_KEY_BYTES))
-        except (aiohttp.ClientError, TimeoutError, BodyTooLarge, ValueError) as err:
-            log.info("LAN: could not fetch the key of %s: %s", peer.origin, err)
-            return None
-        try:
-            jwk = body["jwk"]
-            import_public_jwk(jwk)
-        except (FederationError, KeyError, TypeError):
-            return None
-        if thumbprint(jwk) != kid:  # the device must hold the key it advertised
-            log.warning("LAN: %s served a key that is not its advertised kid", peer.origin)
-            return None
-        self.keys[kid] = jwk
-        return jwk
+        self.keys[kid] = fetched[0]
+        return fetched[0]
 
     async def witness_of(self, kid: str, session: aiohttp.ClientSession
                          ) -> CosignatureVerifier | None:
         """Return a LAN hub's witness key, if it serves one signed by its advertised hub key."""
+        fetched = await self._fetch_keys(kid, session)
+        if fetched is None or "witness" not in fetched[1]:
+            return None
+        jwk, body = fetched
+        verifier = verify_binding(jwk, body["witness"], body.get("witness_signature"))
+        if verifier is None:
+            log.warning("LAN: %s served a witness key its hub key did not sign",
+                        self.peers[kid].origin)
+        return verifier
+
+    async def _fetch_keys(self, kid: str, session: aiohttp.ClientSession
+                          ) -> tuple[dict, dict] | None:
+        """Fetch a LAN hub's /lan/v1/key; return its checked JWK and the whole body, or None."""
         peer = self.peers.get(kid)
         if peer is None or peer.role != "hub":
             return None
@@ -143,12 +140,10 @@ class LanDirectory:
                 KeyError, TypeError) as err:
             log.info("LAN: could not fetch the keys of %s: %s", peer.origin, err)
             return None
-        if thumbprint(jwk) != kid or "witness" not in body:
+        if thumbprint(jwk) != kid:  # the device must hold the key it advertised
+            log.warning("LAN: %s served a key that is not its advertised kid", peer.origin)
             return None
-        verifier = verify_binding(jwk, body["witness"], body.get("witness_signature"))
-        if verifier is None:
-            log.warning("LAN: %s served a witness key its hub key did not sign", peer.origin)
-        return verifier
+        return jwk, body
 
 
 class LanService:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyrage
 import sqlite_utils
 
-from hub.datadir import DataDir
+from hub.datadir import DataDir, fsync_dir
 from hub.errors import MediaError, NotSealedToYou, SegmentCorrupt, StorageFull, UsageError
 from hub.timeutil import from_iso, iso, utcnow
 
@@ -166,7 +166,7 @@ class Vault:
                 os.fsync(handle.fileno())
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except (OSError, pyrage.EncryptError) as err:
             tmp.unlink(missing_ok=True)
             # pyrage reports the writer's OSError inside its own EncryptError text.
@@ -293,11 +293,3 @@ class Vault:
                 "delete from holds where kind = ? and reference = ?", [kind, reference]
             )
         return cursor.rowcount
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

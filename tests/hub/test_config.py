@@ -36,6 +36,10 @@ def test_rendered_config_is_accepted():
          "config.toml: cameras.0.name: String should match pattern"),
         (BASE + '[[cameras]]\nname = "a"\ntype = "rtsp"\n[[cameras]]\nname = "a"\ntype = "rtsp"\n',
          "config.toml: cameras: camera 'a' is defined twice"),
+        (BASE + '[[notifiers]]\nname = "n"\ntype = "webhook"\n[[notifiers]]\nname = "n"\n'
+         'type = "webhook"\n', "config.toml: notifiers: notifier 'n' is defined twice"),
+        (BASE + "[vault]\npassphrase_work_factor = 9\n",
+         "config.toml: vault.passphrase_work_factor: Input should be greater than or equal to 10"),
         ("[webb]\n", "config.toml: hub: Field required; webb: unknown key"),
         ("[hub\n", "config.toml: not valid TOML"),
     ],

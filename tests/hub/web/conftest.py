@@ -21,6 +21,10 @@ import pytest
 from hub.cli.main import main as cli_main
 from tests.conftest import PASSPHRASE, WORK_FACTOR
 
+# The viewer most web tests add, and the refusal a form without the session's CSRF token gets.
+VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
+FORGED = "the form is out of date or forged (no valid CSRF token)"
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

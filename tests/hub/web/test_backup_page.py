@@ -11,9 +11,16 @@ from datetime import timedelta
 
 from hub.cli.main import main as cli_main
 from hub.timeutil import iso, utcnow
-from tests.hub.web.conftest import PASSPHRASE, WebHub, add_viewer, csrf_of, run_async, sign_in
+from tests.hub.web.conftest import (
+    FORGED,
+    PASSPHRASE,
+    WebHub,
+    add_viewer,
+    csrf_of,
+    run_async,
+    sign_in,
+)
 
-FORGED = "the form is out of date or forged (no valid CSRF token)"
 NAME = re.compile(r'^attachment; filename="porchlight-backup-maple-\d{8}-\d{4}\.tar"$')
 
 

@@ -19,6 +19,7 @@ from hub.cli.main import main as cli_main
 from hub.timeutil import iso, utcnow
 from hub.web.pages.recordings import IMPORT_TOO_LARGE, MAX_IMPORT_BYTES
 from tests.hub.web.conftest import (
+    FORGED,
     PASSPHRASE,
     PHONE,
     WebHub,
@@ -30,8 +31,6 @@ from tests.hub.web.conftest import (
     run_async,
     sign_in,
 )
-
-FORGED = "the form is out of date or forged (no valid CSRF token)"
 
 
 def _web_hub(root: Path) -> WebHub:

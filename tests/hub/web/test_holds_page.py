@@ -14,7 +14,10 @@ from hub.datadir import DataDir
 from hub.db import connect
 from hub.vault.store import Vault
 from tests.hub.web.conftest import (
+    FORGED,
     PASSPHRASE,
+    VIEWER,
+    VIEWER_PASS,
     WebHub,
     add_viewer,
     csrf_of,
@@ -22,9 +25,6 @@ from tests.hub.web.conftest import (
     run_async,
     sign_in,
 )
-
-VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
-FORGED = "the form is out of date or forged (no valid CSRF token)"
 
 
 @pytest.fixture(scope="module")

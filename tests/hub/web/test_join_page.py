@@ -16,10 +16,17 @@ from markupsafe import escape
 from federation.gateway.app import DB_FILE
 from tests.federation.witness_fixtures import running_witness
 from tests.hub.neighbourhood.test_neighbourhood import Running, _porchlight
-from tests.hub.web.conftest import PASSPHRASE, WebHub, add_viewer, csrf_of, run_async, sign_in
-
-VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
-FORGED = "the form is out of date or forged (no valid CSRF token)"
+from tests.hub.web.conftest import (
+    FORGED,
+    PASSPHRASE,
+    VIEWER,
+    VIEWER_PASS,
+    WebHub,
+    add_viewer,
+    csrf_of,
+    run_async,
+    sign_in,
+)
 
 
 @pytest.fixture(scope="module")

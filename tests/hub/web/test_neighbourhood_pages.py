@@ -30,6 +30,8 @@ from tests.hub.web.conftest import (
     LAPTOP,
     PASSPHRASE,
     PHONE,
+    VIEWER,
+    VIEWER_PASS,
     WebHub,
     add_viewer,
     browser_sign_in,
@@ -43,7 +45,6 @@ from tests.hub.web.test_browser import _serious_axe_violations
 
 CENTRE = (51.5008, -0.1243)  # 24 m from the hubs (conftest's 51.5007,-0.1246)
 AGENCY = "Metro Police, Precinct 9"
-VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
 REFUSED = "Failed to load resource: the server responded with a status of {} ({})"
 
 

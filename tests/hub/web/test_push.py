@@ -27,7 +27,10 @@ from playwright.sync_api import expect
 from hub.datadir import DataDir
 from hub.notify.vapid import load_or_create_vapid_key
 from tests.hub.web.conftest import (
+    FORGED,
     PASSPHRASE,
+    VIEWER,
+    VIEWER_PASS,
     WebHub,
     browser_sign_in,
     csrf_of,
@@ -37,9 +40,7 @@ from tests.hub.web.conftest import (
 )
 from tests.push_service import PushService
 
-VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
 FIREFOX = "Mozilla/5.0 (Android 14; Mobile; rv:128.0) Gecko/128.0 Firefox/128.0"
-FORGED = "the form is out of date or forged (no valid CSRF token)"
 INCOGNITO = "Chrome currently does not support the Push API in incognito mode"
 WEBPUSH = '\n[[notifiers]]\ntype = "webpush"\nname = "owner-browsers"\n'
 # A synthetic camera whose walker crosses about 11 s after it starts: a real motion event.

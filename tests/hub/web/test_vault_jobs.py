@@ -24,7 +24,10 @@ from hub.datadir import DataDir
 from hub.db import connect
 from hub.vault.store import Vault
 from tests.hub.web.conftest import (
+    FORGED,
     PASSPHRASE,
+    VIEWER,
+    VIEWER_PASS,
     WebHub,
     add_viewer,
     csrf_of,
@@ -33,8 +36,6 @@ from tests.hub.web.conftest import (
     sign_in,
 )
 
-VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
-FORGED = "the form is out of date or forged (no valid CSRF token)"
 OLD = "2020-01-01T00:00:00+00:00"
 
 

@@ -21,9 +21,16 @@ from hub.config import parse_config
 from hub.datadir import DataDir, write_private
 from hub.household import hub_key
 from hub.neighbourhood.service import membership_path
-from tests.hub.web.conftest import PASSPHRASE, WebHub, add_viewer, csrf_of, run_async, sign_in
+from tests.hub.web.conftest import (
+    FORGED,
+    PASSPHRASE,
+    WebHub,
+    add_viewer,
+    csrf_of,
+    run_async,
+    sign_in,
+)
 
-FORGED = "the form is out of date or forged (no valid CSRF token)"
 NOT_MEMBER = ("this hub is not a member of a gateway: join one first (`porchlight join`), then "
               "it can witness that gateway's log")
 LAN_OFF = ("a hub witnesses on its LAN server: set enabled = true under [lan] in config.toml "
