@@ -41,12 +41,13 @@ def porchlight(*args) -> None:
 class WebHub:
     """A hub data dir with synthetic cameras, served by a real `porchlight run` process."""
 
-    def __init__(self, root: Path, cameras: tuple[str, ...] = ("porch",), config: str = "") -> None:
+    def __init__(self, root: Path, cameras: tuple[str, ...] = ("porch",), config: str = "",
+                 work_factor: int = WORK_FACTOR) -> None:
         self.root = root
         secret = root.parent / f"{root.name}.pass"
         secret.write_text(PASSPHRASE + "\n")
         porchlight("init", "--data", root, "--name", root.name, "--location", "51.5007,-0.1246",
-                   "--work-factor", WORK_FACTOR, "--passphrase-file", secret)
+                   "--work-factor", work_factor, "--passphrase-file", secret)
         for camera in cameras:
             porchlight("camera", "add", "--data", root, camera, "--synthetic")
         if config:

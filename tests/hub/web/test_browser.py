@@ -69,7 +69,8 @@ def _check_pages(browser, hub: WebHub, who: str, passphrase: str) -> list[str]:
                 assert reply.status == 200, (who, path, reply.status)
                 assert page.console_errors == [], (who, path, page.console_errors)
                 assert page.hosts == {host}, (who, path, page.hosts)
-                assert _serious_axe_violations(page) == [], (who, path)
+                if name == "phone":  # axe's serious rules do not change with the width
+                    assert _serious_axe_violations(page) == [], (who, path)
                 slug = path.strip("/").replace("/", "-") or "home"
                 page.screenshot(path=shots_dir() / f"{who}-{slug}-{name}.png", full_page=True)
                 queue += [p for p in _links(page, hub) if p not in seen]
@@ -85,9 +86,12 @@ def shared_hub(tmp_path):
     hub.stop()
 
 
-def test_every_page_is_clean_accessible_and_local_for_owner_and_viewer(browser, shared_hub):
+def test_every_page_is_clean_accessible_and_local_for_the_owner(browser, shared_hub):
     owner_pages = _check_pages(browser, shared_hub, "owner", PASSPHRASE)
     assert {"/", "/settings", "/cameras/porch", "/cameras/garage"} <= set(owner_pages)
+
+
+def test_every_page_is_clean_accessible_and_local_for_a_viewer(browser, shared_hub):
     viewer_pages = _check_pages(browser, shared_hub, "sam", VIEWER_PASS)
     assert "/cameras/porch" in viewer_pages
     assert not {"/settings", "/requests", "/cameras/garage"} & set(viewer_pages)
