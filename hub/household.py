@@ -27,12 +27,13 @@ PROMPT_ATTEMPTS = 3
 
 def read_passphrase(
     file: Path | None, *, confirm: bool = False, check: Callable[[str], None] | None = None,
-    prompt: str = "Household passphrase",
+    prompt: str = "Household passphrase", environment: bool = True,
 ) -> str:
     """Read the owner's passphrase from --passphrase-file, PORCHLIGHT_PASSPHRASE, or a prompt.
 
     `check` raises PassphraseError for a passphrase it refuses (too short, wrong); at a prompt
     it runs before the confirmation is asked, and a refused passphrase is asked again.
+    `environment=False` skips PORCHLIGHT_PASSPHRASE (a new passphrase is never taken from it).
     """
     if file is not None:
         try:
@@ -40,7 +41,7 @@ def read_passphrase(
         except (OSError, UnicodeDecodeError) as err:
             raise PassphraseError(f"cannot read the passphrase file {file}: {err}") from err
         value = text.rstrip("\r\n")
-    elif os.environ.get(ENV_PASSPHRASE):
+    elif environment and os.environ.get(ENV_PASSPHRASE):
         value = os.environ[ENV_PASSPHRASE]
     elif sys.stdin.isatty():
         return _ask(confirm, check, prompt)
@@ -153,6 +154,21 @@ def unlock_household_identity(data: DataDir, passphrase: str) -> pyrage.x25519.I
         except SealError:
             raise PassphraseError("wrong passphrase for the household key") from None
     return pyrage.x25519.Identity.from_str(plain.decode().strip())
+
+
+def change_household_passphrase(data: DataDir, identity: pyrage.x25519.Identity, new: str,
+                                work_factor: int) -> None:
+    """Seal the (unlocked) household identity with a new passphrase; the old one opens nothing.
+
+    The identity itself is unchanged, so every segment stays readable. Backups taken before
+    hold the key sealed with the passphrase of their day (docs/backup.md).
+    """
+    check_new_passphrase(new)
+    if str(identity.to_public()) != household_recipient(data):
+        raise PassphraseError("that key is not this household's: nothing was changed")
+    with key_derivation_progress("Sealing the household key with the new passphrase (age scrypt)"):
+        sealed = seal(f"{identity}\n".encode(), new, work_factor)
+    write_private(data.identity, sealed)  # a new file renamed over the old: never half written
 
 
 def hub_key(data: DataDir) -> SigningKey:

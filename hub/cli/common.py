@@ -88,7 +88,7 @@ def open_hub(args: argparse.Namespace):
 HUB_ALONE = {"run", "footage check"}
 WRITES = {"footage import", "footage prune", "footage check", "footage hold", "footage release",
           "alerts post", "camera add", "camera remove", "camera set", "requests approve", "requests deny",
-          "requests resume", "join", "witness enable"}
+          "requests resume", "join", "witness enable", "passphrase change"}
 
 
 @contextlib.contextmanager

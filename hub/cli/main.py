@@ -21,6 +21,7 @@ from hub.cli import (
     gateway,
     join,
     log,
+    passphrase,
     registry,
     requests,
     service,
@@ -33,7 +34,7 @@ from hub.errors import PorchlightError, UsageError
 
 # In the order `porchlight --help` lists them.
 NOUNS = (service, system, demo, camera, events, join, requests, alerts, gateway, registry, agency,
-         log, witness, footage, backup)
+         log, witness, footage, backup, passphrase)
 
 
 def build_parser() -> Parser:
