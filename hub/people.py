@@ -111,6 +111,16 @@ class People:
             raise
         return Person(name, role, recipient, (), iso(utcnow()))
 
+    def change_passphrase(self, name: str, identity: pyrage.x25519.Identity, new: str) -> None:
+        """Seal a person's (unlocked) identity with a new passphrase; the old one opens nothing."""
+        check_new_passphrase(new)
+        person = self.get(name)
+        if person is None or str(identity.to_public()) != person.recipient:
+            raise UsageError(f"that key is not {name}'s: nothing was changed")
+        work_factor = load_config(self.data.root).vault.passphrase_work_factor
+        write_private(identity_path(self.data, name), seal(f"{identity}\n".encode(), new,
+                                                           work_factor))
+
     def remove(self, name: str) -> None:
         """Remove a person: no new footage is sealed to them and they can no longer sign in."""
         if self.get(name) is None:

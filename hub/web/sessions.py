@@ -95,6 +95,11 @@ class SessionStore:
         for token in [t for t, s in self._sessions.items() if s.name == name]:
             self.end(token)
 
+    def end_person_elsewhere(self, name: str, keep: str) -> None:
+        """End a person's sessions but the one whose token is keep (their passphrase changed)."""
+        for token in [t for t, s in self._sessions.items() if s.name == name and t != keep]:
+            self.end(token)
+
     def expire(self) -> None:
         """End every idle session."""
         now = self.clock()

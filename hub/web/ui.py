@@ -239,7 +239,8 @@ def _safe_next(value: str) -> str:
     return value if value.startswith("/") and not value.startswith("//") else "/"
 
 
-def _client_address(request: web.Request) -> str:
+def client_address(request: web.Request) -> str:
+    """Return the client's address, as the sign-in lockout counts it."""
     return request.remote or "unknown"
 
 
@@ -254,7 +255,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             form.get("csrf", "").encode(), cookie_token.encode()):
         raise web.HTTPForbidden(text="the sign-in form is out of date or forged; reload it")
     guard = request.app[GUARD]
-    address = _client_address(request)
+    address = client_address(request)
 
     def again(message: str, status: int) -> web.Response:
         response = render(request, "login.html", status=status, error=message,
@@ -271,7 +272,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         if wait > 0:
             return again(f"Too many failed sign-ins: try again in {int(wait + 0.999)} s.", 429)
         try:
-            identity, role, cameras = await asyncio.to_thread(_unlock, hub, name, passphrase)
+            identity, role, cameras = await asyncio.to_thread(unlock, hub, name, passphrase)
         except PassphraseError:
             guard.failed(name, address)
             log.info("web: failed sign-in for %s from %s", name, address)
@@ -285,7 +286,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _unlock(hub, name: str, passphrase: str):
+def unlock(hub, name: str, passphrase: str):
+    """Open a person's key (the household's for "owner"): (identity, role, cameras or None)."""
     if not passphrase:
         raise PassphraseError("empty passphrase")
     if name == HOUSEHOLD:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.web.pages import (
+    account,
     backup,
     camera_settings,
     cameras,
@@ -26,5 +27,5 @@ from hub.web.pages import requests as requests_page
 def setup(app: web.Application) -> None:
     """Add every page's routes."""
     for page in (home, cameras, live, recordings, settings, camera_settings, requests_page,
-                 neighbourhood_page, push, notifications, backup, witness, fork):
+                 neighbourhood_page, push, notifications, backup, witness, fork, account):
         page.setup(app)
