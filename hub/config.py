@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import threading
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+import tomlkit
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -361,6 +364,52 @@ def load_config(data_dir: Path) -> Config:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{CONFIG_NAME}: not UTF-8 text") from err
     return parse_config(text)
+
+
+class ConfigEdit:
+    """config.toml opened for one change, with the owner's comments kept, under a lock.
+
+    A CLI command, the web UI and the MQTT bridge all edit config.toml: each reads it, changes
+    it and writes it back. An exclusive flock on the data dir itself, held from the read to the
+    end of the block, keeps one from writing over another's change (any process, any thread:
+    each edit opens the directory anew). The directory, not a lock file: nothing is left behind
+    by an edit that is refused. Nothing is written unless save() is called, and save() refuses
+    a config the hub would refuse.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.path = self.root / CONFIG_NAME
+        self.document: tomlkit.TOMLDocument = tomlkit.document()
+        self._fd: int | None = None
+
+    def __enter__(self) -> ConfigEdit:
+        self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self.document = tomlkit.parse(self.path.read_text(encoding="utf-8"))
+        except BaseException:
+            os.close(self._fd)
+            raise
+        return self
+
+    def save(self) -> Config:
+        """Write the changed config (atomically); return it as the hub will read it."""
+        text = tomlkit.dumps(self.document)
+        config = parse_config(text)  # raises ConfigError naming the wrong key; nothing written
+        tmp = self.path.with_name(f".{CONFIG_NAME}.{os.getpid()}-{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return config
+
+    def __exit__(self, *exc) -> None:
+        os.close(self._fd)  # releases the flock
 
 
 def render_config(name: str, location: tuple[float, float] | None,

@@ -10,22 +10,10 @@ import tomlkit
 from pydantic import ValidationError
 
 from hub.cameras.sources import split_credentials
-from hub.config import CONFIG_NAME, CameraEntry, check_camera_name, describe, parse_config
+from hub.config import CameraEntry, ConfigEdit, check_camera_name, describe
 from hub.datadir import DataDir, write_private
 from hub.errors import ConfigError, UsageError
 from hub.plugins import build_plugin_manager, collect_types
-
-
-def _load(data: DataDir) -> tomlkit.TOMLDocument:
-    return tomlkit.parse(data.config.read_text(encoding="utf-8"))
-
-
-def _save(data: DataDir, document: tomlkit.TOMLDocument) -> None:
-    text = tomlkit.dumps(document)
-    parse_config(text)  # never write a config the hub would refuse
-    tmp = data.config.with_name(CONFIG_NAME + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, data.config)
 
 
 def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: str | None = None,
@@ -38,7 +26,6 @@ def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: s
     if scenario is not None and not synthetic:
         raise UsageError("--scenario is for --synthetic cameras")
     _check_analysis(mode, analysis)
-    document = _load_for_new(data, name)
     table = tomlkit.table()
     table["name"] = name
     secret: Path | None = None
@@ -61,7 +48,7 @@ def add_camera(data: DataDir, name: str, *, rtsp: str | None = None, sub_rtsp: s
             inline["file"] = f"secrets/{name}.password"
             table["password"] = inline
     _set_mode(table, mode, analysis)
-    return _commit(data, document, table, secret, password)
+    return _commit(data, name, table, secret, password)
 
 
 def _check_analysis(mode: str, analysis: bool) -> None:
@@ -76,30 +63,27 @@ def _set_mode(table, mode: str, analysis: bool) -> None:
         table["analysis"] = False
 
 
-def _load_for_new(data: DataDir, name: str) -> tomlkit.TOMLDocument:
-    document = _load(data)
-    if any(c["name"] == name for c in document.get("cameras") or []):
-        raise UsageError(f"camera {name!r} already exists; remove it first")
-    return document
-
-
-def _commit(data: DataDir, document, table, secret: Path | None, password: str | None) -> dict:
+def _commit(data: DataDir, name: str, table, secret: Path | None, password: str | None) -> dict:
     """Validate the new camera, write its secret (0600) and the config; undo the secret on failure."""
-    _validate(table)
-    if not document.get("cameras"):
-        # Removing the last camera leaves `cameras = []`, an inline array that a [[cameras]]
-        # table cannot join: start a fresh array of tables at the end of the file.
-        document.pop("cameras", None)
-        document["cameras"] = tomlkit.aot()
-    document["cameras"].append(table)
-    if secret is not None:
-        write_private(secret, (password + "\n").encode())
-    try:
-        _save(data, document)
-    except Exception:
+    with ConfigEdit(data.root) as edit:
+        document = edit.document
+        if any(c["name"] == name for c in document.get("cameras") or []):
+            raise UsageError(f"camera {name!r} already exists; remove it first")
+        _validate(table)
+        if not document.get("cameras"):
+            # Removing the last camera leaves `cameras = []`, an inline array that a [[cameras]]
+            # table cannot join: start a fresh array of tables at the end of the file.
+            document.pop("cameras", None)
+            document["cameras"] = tomlkit.aot()
+        document["cameras"].append(table)
         if secret is not None:
-            secret.unlink(missing_ok=True)
-        raise
+            write_private(secret, (password + "\n").encode())
+        try:
+            edit.save()
+        except Exception:
+            if secret is not None:
+                secret.unlink(missing_ok=True)
+            raise
     return {k: (str(v) if k != "password" else "(secret file)") for k, v in table.items()}
 
 
@@ -119,15 +103,16 @@ def _validate(table) -> None:
 
 def remove_camera(data: DataDir, name: str) -> None:
     """Remove a camera from config.toml (its footage stays in the vault until retention)."""
-    document = _load(data)
-    cameras = document.get("cameras")
-    index = next((i for i, c in enumerate(cameras or []) if c["name"] == name), None)
-    if index is None:
-        raise UsageError(f"no camera {name!r} in config.toml")
-    del cameras[index]
-    if not cameras:
-        del document["cameras"]
-    _save(data, document)
+    with ConfigEdit(data.root) as edit:
+        document = edit.document
+        cameras = document.get("cameras")
+        index = next((i for i, c in enumerate(cameras or []) if c["name"] == name), None)
+        if index is None:
+            raise UsageError(f"no camera {name!r} in config.toml")
+        del cameras[index]
+        if not cameras:
+            del document["cameras"]
+        edit.save()
     (data.root / "secrets" / f"{name}.password").unlink(missing_ok=True)
 
 
@@ -146,7 +131,6 @@ def add_onvif_camera(data: DataDir, name: str, *, onvif: str, user: str | None,
             raise UsageError(f"cannot read the password file {password_file}: {err}") from err
         if not password:
             raise UsageError(f"the password file {password_file} is empty")
-    document = _load_for_new(data, name)
     table = tomlkit.table()
     table["name"] = name
     table["type"] = "onvif"
@@ -162,7 +146,7 @@ def add_onvif_camera(data: DataDir, name: str, *, onvif: str, user: str | None,
     if profile is not None:
         table["profile"] = int(profile) if profile.isdigit() else profile
     _set_mode(table, mode, analysis)
-    return _commit(data, document, table, secret if password else None, password)
+    return _commit(data, name, table, secret if password else None, password)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -178,35 +162,41 @@ def _host_port(text: str) -> tuple[str, int]:
 def rename_camera(data: DataDir, old: str, new: str) -> None:
     """Rename a camera in config.toml (footage already recorded keeps the old name)."""
     check_camera_name(new)
-    document = _load(data)
-    cameras = document.get("cameras") or []
-    if any(c["name"] == new for c in cameras):
-        raise UsageError(f"camera {new!r} already exists")
-    table = next((c for c in cameras if c["name"] == old), None)
-    if table is None:
-        raise UsageError(f"no camera {old!r} in config.toml")
-    table["name"] = new
-    old_secret = data.root / "secrets" / f"{old}.password"
-    new_secret = data.root / "secrets" / f"{new}.password"
-    password = table.get("password")
-    moves_secret = (hasattr(password, "get") and password.get("file") == f"secrets/{old}.password"
-                    and old_secret.exists())
-    if moves_secret:
-        password["file"] = f"secrets/{new}.password"
-        os.link(old_secret, new_secret)
-    try:
-        _save(data, document)
-    except Exception:
+    with ConfigEdit(data.root) as edit:
+        cameras = edit.document.get("cameras") or []
+        if any(c["name"] == new for c in cameras):
+            raise UsageError(f"camera {new!r} already exists")
+        table = next((c for c in cameras if c["name"] == old), None)
+        if table is None:
+            raise UsageError(f"no camera {old!r} in config.toml")
+        table["name"] = new
+        old_secret = data.root / "secrets" / f"{old}.password"
+        new_secret = data.root / "secrets" / f"{new}.password"
+        password = table.get("password")
+        moves_secret = (hasattr(password, "get")
+                        and password.get("file") == f"secrets/{old}.password"
+                        and old_secret.exists())
         if moves_secret:
-            new_secret.unlink(missing_ok=True)
-        raise
+            password["file"] = f"secrets/{new}.password"
+            os.link(old_secret, new_secret)
+        try:
+            edit.save()
+        except Exception:
+            if moves_secret:
+                new_secret.unlink(missing_ok=True)
+            raise
     if moves_secret:
         old_secret.unlink(missing_ok=True)
 
 
 def set_motion_areas(data: DataDir, name: str, masks: list, zones: dict) -> None:
     """Store a camera's motion masks and zones where its motion detector reads them."""
-    document = _load(data)
+    with ConfigEdit(data.root) as edit:
+        _set_motion_areas(edit.document, name, masks, zones)
+        edit.save()
+
+
+def _set_motion_areas(document, name: str, masks: list, zones: dict) -> None:
     table = next((c for c in document.get("cameras") or [] if c["name"] == name), None)
     if table is None:
         raise UsageError(f"no camera {name!r} in config.toml")
@@ -225,13 +215,17 @@ def set_motion_areas(data: DataDir, name: str, masks: list, zones: dict) -> None
     for key, value in settings.items():
         motion[key] = value
     table["motion"] = motion
-    _save(data, document)
 
 
 def set_camera_switches(data: DataDir, name: str, *, recording: bool | None = None,
                         analysis: bool | None = None) -> None:
     """Turn a camera's recording or motion analysis on or off in config.toml (a running hub follows)."""
-    document = _load(data)
+    with ConfigEdit(data.root) as edit:
+        _set_switches(edit.document, name, recording, analysis)
+        edit.save()
+
+
+def _set_switches(document, name: str, recording: bool | None, analysis: bool | None) -> None:
     table = next((c for c in document.get("cameras") or [] if c["name"] == name), None)
     if table is None:
         raise UsageError(f"no camera {name!r} in config.toml")
@@ -245,4 +239,3 @@ def set_camera_switches(data: DataDir, name: str, *, recording: bool | None = No
             table.pop(key, None)  # on is the default: the config stays as the owner wrote it
         else:
             table[key] = False
-    _save(data, document)

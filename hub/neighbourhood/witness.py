@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import tomlkit
@@ -30,7 +29,7 @@ from federation.keys import SigningKey, generate_signing_key, load_private_key, 
 from federation.tlog.cosignature import CosignatureSigner, CosignatureVerifier
 from federation.tlog.note import NoteVerifier
 from federation.tlog.witness import Answer, LogRecord, Update, add_checkpoint
-from hub.config import CONFIG_NAME, parse_config
+from hub.config import ConfigEdit
 from hub.datadir import DataDir
 from hub.errors import PorchlightError
 
@@ -158,15 +157,11 @@ def enable_witness(hub, membership) -> str:
 def set_config_value(data: DataDir, table: str, key: str, value) -> None:
     """Set one key of config.toml, keeping the owner's comments; refuse a config the hub
     would refuse."""
-    document = tomlkit.parse(data.config.read_text(encoding="utf-8"))
-    if table not in document:
-        document[table] = tomlkit.table()
-    document[table][key] = value
-    text = tomlkit.dumps(document)
-    parse_config(text)
-    tmp = data.config.with_name(CONFIG_NAME + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, data.config)
+    with ConfigEdit(data.root) as edit:
+        if table not in edit.document:
+            edit.document[table] = tomlkit.table()
+        edit.document[table][key] = value
+        edit.save()
 
 
 def sign_binding(hub_key: SigningKey, vkey: str) -> str:

@@ -74,11 +74,11 @@ def split_media(path: Path | bytes, segment_seconds: float = 10.0,
             yield Piece(0.0, 0.0, path if isinstance(path, bytes) else path.read_bytes(),
                         image_type)
             return
-        video = next((s for s in container.streams.video if s.codec_context.name in VIDEO_CODECS), None)
+        video = next((s for s in container.streams.video if _codec(s) in VIDEO_CODECS), None)
         if video is None:
-            names = ", ".join(s.codec_context.name for s in container.streams) or "no streams"
+            names = ", ".join(_codec(s) for s in container.streams) or "no streams"
             raise MediaError(f"{what}: not camera media (no H.264/H.265/VP9/AV1 video: {names})")
-        audio = [s for s in container.streams.audio if s.codec_context.name in AUDIO_CODECS]
+        audio = [s for s in container.streams.audio if _codec(s) in AUDIO_CODECS]
         yield from _cut(container, video, audio, segment_seconds, what,
                         notes if notes is not None else [])
 
@@ -87,9 +87,16 @@ def _image_type(container: av.container.InputContainer) -> str | None:
     name = container.format.name
     if name in IMAGE_FORMATS:
         stream = container.streams.video[0] if container.streams.video else None
-        codec = stream.codec_context.name if stream is not None else ""
+        codec = _codec(stream) if stream is not None else ""
         return IMAGE_FORMATS[name] or IMAGE_CODECS.get(codec)
     return None
+
+
+def _codec(stream: av.stream.Stream) -> str:
+    # A file cut in its header can hold a stream FFmpeg found no codec for (seen: an MP4 cut
+    # within its first kilobyte, found by the truncation property test).
+    context = stream.codec_context
+    return context.name if context is not None else "unknown"
 
 
 class _SegmentWriter:
