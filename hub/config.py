@@ -210,6 +210,16 @@ class MqttSection(Strict):
     # Home Assistant may turn recording and analysis on and off per camera. Off (the
     # default), the command topics are not even subscribed.
     switches: bool = Field(default=False, strict=True)
+    # TLS to the broker (its port is then usually 8883): the broker's certificate and name are
+    # checked against ca_file (PEM, a path in the data dir or absolute) or the system's CAs.
+    tls: bool = Field(default=False, strict=True)
+    ca_file: str | None = Field(default=None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _ca_file_needs_tls(self) -> MqttSection:
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file is for a TLS broker: set tls = true too")
+        return self
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> MqttSection:

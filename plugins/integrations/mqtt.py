@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import socket
+import ssl
 import weakref
 from importlib.metadata import PackageNotFoundError, version
 
@@ -155,6 +156,7 @@ class HomeAssistantBridge:
                     password=password, identifier=self.topics.node_id, keepalive=30,
                     timeout=10, will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1,
                                                   retain=True),
+                    tls_context=self._tls_context(),
                 ) as client:
                     if failing:
                         log.info("mqtt: connected to %s again", where)
@@ -177,6 +179,19 @@ class HomeAssistantBridge:
             except TimeoutError:
                 pass
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """Return the TLS context for a TLS broker ([mqtt] tls), read at each attempt."""
+        if not self.section.tls:
+            return None
+        cafile = None
+        if self.section.ca_file is not None:
+            cafile = str(self.hub.data.root / self.section.ca_file)  # an absolute path stays
+        try:
+            return ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError(f"[mqtt] ca_file {self.section.ca_file}: cannot be read as PEM "
+                              f"certificates ({err})") from None
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """Announce the hub, then publish until the hub stops or the connection drops."""

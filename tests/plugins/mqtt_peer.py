@@ -27,7 +27,9 @@ class Mosquitto:
     """Debian's mosquitto, listening on 127.0.0.1 only, stopped by its process id."""
 
     def __init__(self, workdir: Path, port: int | None = None,
-                 users: dict[str, str] | None = None) -> None:
+                 users: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """tls: (certificate, key) PEM files; the listener then speaks TLS only."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"
@@ -41,7 +43,10 @@ class Mosquitto:
             access = f"allow_anonymous false\npassword_file {passwords}\n"
         # Run as whoever runs the tests: started by root, mosquitto would switch to its own
         # user, who cannot read the test's private temporary folder.
-        self.config.write_text(f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\n{access}"
+        listener = f"listener {self.port} 127.0.0.1\n"
+        if tls is not None:
+            listener += f"certfile {tls[0]}\nkeyfile {tls[1]}\n"
+        self.config.write_text(f"user {getpass.getuser()}\n{listener}{access}"
                                "persistence false\nlog_dest stderr\nlog_type error\n")
         self.proc = subprocess.Popen([binary, "-c", str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -71,12 +76,15 @@ class Mosquitto:
 class Subscriber:
     """A paho-mqtt client subscribed to everything; messages kept per topic, in order."""
 
-    def __init__(self, port: int, topic: str = "#", auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, port: int, topic: str = "#", auth: tuple[str, str] | None = None,
+                 ca: Path | None = None) -> None:
         self.messages: dict[str, list[bytes]] = defaultdict(list)
         self.cond = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber")
         if auth is not None:
             self.client.username_pw_set(*auth)
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))  # checks the broker's certificate and name
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()

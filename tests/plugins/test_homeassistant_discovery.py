@@ -140,6 +140,8 @@ BASE = '[hub]\nname = "h"\n'
     ('[mqtt]\nhost = "broker.lan"\nswitches = "yes"\n',
      "config.toml: mqtt.switches: Input should be a valid boolean"),
     ('[mqtt]\nhost = "broker.lan"\npasword = "x"\n', "config.toml: mqtt.pasword: unknown key"),
+    ('[mqtt]\nhost = "broker.lan"\nca_file = "secrets/ca.pem"\n',
+     "config.toml: mqtt: ca_file is for a TLS broker: set tls = true too"),
     ('[mqtt]\nhost = "mqtt://broker.lan"\n',
      "config.toml: mqtt.host: String should match pattern '^[^\\s/:@]+$|^[0-9a-fA-F:]+$'"),
 ])

@@ -23,6 +23,7 @@ import pytest
 from hub.cameras.admin import remove_camera
 from hub.datadir import DataDir
 from hub.household import hub_key
+from hub.web.tls import make_self_signed
 from plugins.integrations.homeassistant import node_id_for
 from tests.plugins.mqtt_peer import Mosquitto, Subscriber, free_port
 
@@ -367,3 +368,37 @@ def test_a_broker_that_is_down_never_holds_the_hub_back(hub_dir):
     assert log.count("retrying with backoff") == 1
     # Within the hub's shutdown timeout: nothing waits for a broker that is not there.
     assert "services did not stop" not in log
+
+
+def test_a_tls_broker_is_reached_only_with_its_certificate(hub_dir, tmp_path):
+    # The broker's self-signed certificate (it names 127.0.0.1), and another one that is not it.
+    cert, key = tmp_path / "broker.pem", tmp_path / "broker.key"
+    make_self_signed(cert, key, "broker")
+    make_self_signed(tmp_path / "other.pem", tmp_path / "other.key", "other")
+    broker = Mosquitto(tmp_path, tls=(cert, key))
+    ca_file = hub_dir / "secrets" / "mqtt-ca.pem"
+    ca_file.parent.mkdir(exist_ok=True)
+    ca_file.write_bytes((tmp_path / "other.pem").read_bytes())
+    base = _configure(hub_dir, broker.port, switches=False, scenario=None)
+    config = hub_dir / "config.toml"
+    config.write_text(config.read_text().replace(
+        "[mqtt]\n", '[mqtt]\ntls = true\nca_file = "secrets/mqtt-ca.pem"\n'))
+    subscriber = Subscriber(broker.port, ca=cert)
+    hub = LoggedHub(hub_dir)
+    try:
+        # The wrong certificate: refused, nothing published, retried.
+        hub.wait_for_log(f"mqtt: broker 127.0.0.1:{broker.port}: ")
+        assert "certificate verify failed" in "".join(hub.lines)
+        assert subscriber.latest(f"{base}/availability") is None
+        # The owner puts the broker's certificate in place: the next attempt reads it.
+        ca_file.write_bytes(cert.read_bytes())
+        subscriber.wait_for(lambda m: m.get(f"{base}/availability", [b""])[-1] == b"online",
+                            HUB_DEADLINE_S, "online over TLS")
+        node = base.split("/")[1]
+        _check_common(_config(subscriber, "homeassistant", "binary_sensor", "yard_motion", node),
+                      base, node)
+    finally:
+        log = hub.stop()
+        subscriber.close()
+        broker.stop()
+    assert log.count("retrying with backoff") == 1, log

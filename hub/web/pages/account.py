@@ -12,6 +12,7 @@ import asyncio
 
 from aiohttp import web
 
+from hub.config import load_config
 from hub.errors import PassphraseError, PorchlightError
 from hub.household import change_household_passphrase, check_new_passphrase
 from hub.people import HOUSEHOLD
@@ -58,8 +59,9 @@ async def change_passphrase(request: web.Request) -> web.Response:
         guard.succeeded(session.name, address)
         try:
             if session.name == HOUSEHOLD:
+                work_factor = load_config(hub.data.root).vault.passphrase_work_factor
                 await asyncio.to_thread(change_household_passphrase, hub.data, identity, new,
-                                        hub.config.vault.passphrase_work_factor)
+                                        work_factor)
             else:
                 await asyncio.to_thread(hub.people.change_passphrase, session.name, identity, new)
         except PorchlightError as err:
