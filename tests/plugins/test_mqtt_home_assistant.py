@@ -153,11 +153,14 @@ def test_discovery_states_and_last_will_with_switches_off(hub_dir, broker, subsc
         subscriber.wait_for(
             lambda m: len(m[f"homeassistant/binary_sensor/{node}/yard_motion/config"]) == 2,
             HUB_DEADLINE_S, "discovery again after Home Assistant's birth message")
-        # Without switches, no switch entity (an empty config removes any left from before).
+        # Without switches, no switch entity (an empty config removes any left from before),
+        # at each announcement: once at the start, once more after the birth message, which
+        # may or may not have arrived by now (seen both ways in CI).
         for switch in ("recording", "analysis"):
             topic = f"homeassistant/switch/{node}/yard_{switch}/config"
             subscriber.wait_for(lambda m, t=topic: m.get(t), HUB_DEADLINE_S, topic)
-            assert subscriber.history(topic) == [b""]
+            assert set(subscriber.history(topic)) == {b""}
+            assert len(subscriber.history(topic)) <= 2
 
         # The camera's state, and motion ON while the walker crosses, then OFF.
         subscriber.wait_for(lambda m: m.get(f"{base}/camera/yard/state", [b""])[-1] == b"online",
