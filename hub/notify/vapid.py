@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hub.datadir import DataDir
+from hub.datadir import DataDir, fsync_dir
 from hub.errors import ConfigError
 
 _creating = threading.Lock()
@@ -81,8 +81,4 @@ def _create(data: DataDir) -> None:
         pass
     finally:
         tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -24,6 +25,7 @@ from tests.conftest import PASSPHRASE, WORK_FACTOR
 # The viewer most web tests add, and the refusal a form without the session's CSRF token gets.
 VIEWER, VIEWER_PASS = "sam", "sam-passphrase-long"
 FORGED = "the form is out of date or forged (no valid CSRF token)"
+LONG_WAIT_MS = 60_000  # Playwright's waits on a busy machine; no speed is tested
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -118,6 +120,12 @@ async def csrf_of(client: aiohttp.ClientSession, path: str = "/") -> str:
     """Return the session's CSRF token, read from a page's forms."""
     async with client.get(path) as page:
         return re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
+
+
+def assert_page_clean(page, hub: WebHub, what: str = "") -> None:
+    """Check the page so far: no console error, no request to any host but the hub."""
+    assert page.console_errors == [], (what, page.console_errors)
+    assert page.hosts == {urlsplit(hub.url).netloc}, (what, page.hosts)
 
 
 async def add_viewer(hub: WebHub, name: str, passphrase: str, *cameras: str) -> None:

@@ -6,34 +6,29 @@ console errors and serious axe violations, and asks no host but the hub."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from tests.hub.web.conftest import (
     LAPTOP,
+    LONG_WAIT_MS,
     PHONE,
     WebHub,
+    assert_page_clean,
     browser_sign_in,
     page_for,
     porchlight,
     shots_dir,
 )
 from tests.hub.web.test_browser import _serious_axe_violations
-from tests.hub.web.test_witness_page import _free_port, _join_on_paper
-
-LONG_WAIT_MS = 60_000  # a busy machine; no speed is tested
+from tests.hub.web.test_witness_page import lan_member
 
 
 def _clean(page, hub: WebHub, what: str) -> None:
-    assert page.console_errors == [], (what, page.console_errors)
-    assert page.hosts == {urlsplit(hub.url).netloc}, (what, page.hosts)
+    assert_page_clean(page, hub, what)
     assert _serious_axe_violations(page) == [], what
 
 
 def test_the_owner_downloads_a_backup_and_turns_the_witness_on_in_chromium(browser, tmp_path):
-    port = _free_port()
-    hub = WebHub(tmp_path / "maple", config=f'[lan]\nenabled = true\nlisten = "127.0.0.1:{port}"'
-                 '\ninterfaces = ["127.0.0.1"]\n')
-    _join_on_paper(hub.root)
+    hub, port = lan_member(tmp_path / "maple")
     hub.start()
     shots = shots_dir()
     try:

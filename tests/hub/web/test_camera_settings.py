@@ -18,6 +18,7 @@ from tests.hub.web.conftest import (
     LAPTOP,
     PHONE,
     WebHub,
+    assert_page_clean,
     browser_sign_in,
     page_for,
     shots_dir,
@@ -74,8 +75,7 @@ def _refused(page) -> None:
 
 def _clean(page, hub: WebHub) -> None:
     page.wait_for_load_state("networkidle")
-    assert page.console_errors == []
-    assert page.hosts == {hub.url.split("://", 1)[1]}
+    assert_page_clean(page, hub)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from tests.hub.neighbourhood.test_neighbourhood import Running, _porchlight
 from tests.hub.web.conftest import (
     LAPTOP,
+    LONG_WAIT_MS,
     WebHub,
     browser_sign_in,
     page_for,
@@ -24,8 +25,6 @@ from tests.hub.web.conftest import (
 from tests.hub.web.test_browser import _serious_axe_violations
 from tests.hub.web.test_holds_page import holds
 from tests.hub.web.test_vault_jobs import _wait_for
-
-LONG_WAIT_MS = 60_000  # a busy machine; no speed is tested
 
 
 @pytest.fixture(scope="module")

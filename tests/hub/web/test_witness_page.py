@@ -58,6 +58,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def lan_member(root) -> tuple[WebHub, int]:
+    """A hub (not started) with its LAN server on a free port, a member of a gateway on paper;
+    return it and the LAN server's port."""
+    port = _free_port()
+    hub = WebHub(root, config=f'[lan]\nenabled = true\nlisten = "127.0.0.1:{port}"'
+                 '\ninterfaces = ["127.0.0.1"]\n')
+    _join_on_paper(hub.root)
+    return hub, port
+
+
 def _add_checkpoint(port: int) -> tuple[int, str]:
     request = Request(f"http://127.0.0.1:{port}/add-checkpoint", data=b"old 0\n\nnot a note\n",
                       method="POST")
@@ -104,10 +114,7 @@ async def _refusals(hub: WebHub) -> None:
 
 
 def test_the_owner_turns_the_witness_on_and_the_running_hub_serves_it_at_once(tmp_path):
-    port = _free_port()
-    hub = WebHub(tmp_path / "maple", config=f'[lan]\nenabled = true\nlisten = "127.0.0.1:{port}"'
-                 '\ninterfaces = ["127.0.0.1"]\n')
-    _join_on_paper(hub.root)
+    hub, port = lan_member(tmp_path / "maple")
     hub.start()
     try:
         assert _add_checkpoint(port) == (404, "this hub does not witness a log\n")
@@ -148,10 +155,7 @@ async def _enable(hub: WebHub) -> str:
 
 
 def test_a_witness_turned_on_by_the_cli_while_the_hub_runs_starts_from_the_page(tmp_path):
-    port = _free_port()
-    hub = WebHub(tmp_path / "maple", config=f'[lan]\nenabled = true\nlisten = "127.0.0.1:{port}"'
-                 '\ninterfaces = ["127.0.0.1"]\n')
-    _join_on_paper(hub.root)
+    hub, port = lan_member(tmp_path / "maple")
     hub.start()
     try:
         assert cli_main(["witness", "enable", "--data", str(hub.root)]) == 0
